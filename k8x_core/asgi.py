@@ -1,0 +1,27 @@
+"""ASGI entry point: HTTP (console, API) and websockets (live logs)."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x_core.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.core import checks  # noqa: E402
+
+from console.routing import websocket_urlpatterns  # noqa: E402
+
+# Daphne does not run Django's system checks; insecure settings must not serve.
+_errors = [m for m in checks.run_checks(include_deployment_checks=False) if m.is_serious()]
+if _errors:
+    raise SystemExit("refusing to start:\n" + "\n".join(str(m) for m in _errors))
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

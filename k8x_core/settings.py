@@ -1,0 +1,203 @@
+"""K8X settings: one module, 12-factor, read through django-environ.
+
+Every setting here is documented in the README's configuration table.
+Insecure defaults are refused with DEBUG=False by the system checks in
+``k8x_core.checks``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import django_stubs_ext
+import environ
+
+# Generic admin/form classes are subscripted for mypy at runtime too.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A `.env` file in the repository, then the one `make up` generates, may set
+# anything below; the real environment always wins over both.
+for _env_file in (BASE_DIR / ".env", Path(env.str("K8X_STATE_DIR", default=str(BASE_DIR / ".state"))) / "k8x.env"):
+    if _env_file.is_file():
+        environ.Env.read_env(str(_env_file), overwrite=False)
+
+INSECURE_SECRET_KEY = "django-insecure-k8x-development-key-do-not-use"  # noqa: S105  (refused by checks)
+# A valid Fernet key that is public by being here: fine for tests and
+# development, refused by the checks when DEBUG is off.
+INSECURE_SECRETS_KEY = "azh4LWRldmVsb3BtZW50LWtleS1ub3Qtc2VjcmV0ISE="
+
+K8X_STATE_DIR = Path(env.str("K8X_STATE_DIR", default=str(BASE_DIR / ".state")))
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_SECRET_KEY)
+
+# --- K8X domain settings -----------------------------------------------------
+KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
+K8X_EVENTS_TOPIC = env.str("K8X_EVENTS_TOPIC", default="k8x.events")
+K8X_DLQ_TOPIC = env.str("K8X_DLQ_TOPIC", default="k8x.events.dlq")
+K8X_HUB_GROUP = env.str("K8X_HUB_GROUP", default="k8x-hub")
+# Project namespaces are "<K8X_NAMESPACE>-<project slug>".
+K8X_NAMESPACE = env.str("K8X_NAMESPACE", default="k8x")
+# Empty: use KUBECONFIG if set, else the local cluster's kubeconfig if it
+# exists, else the in-cluster service account.
+KUBECONFIG = env.str("KUBECONFIG", default="")
+# Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
+K8X_SECRETS_KEY = env.list("K8X_SECRETS_KEY", default=[INSECURE_SECRETS_KEY])
+K8X_LOG_CAP_BYTES = env.int("K8X_LOG_CAP_BYTES", default=5 * 1024 * 1024)
+K8X_JOB_TTL_SECONDS = env.int("K8X_JOB_TTL_SECONDS", default=3600)
+K8X_MAX_EVENT_BYTES = env.int("K8X_MAX_EVENT_BYTES", default=1024 * 1024)
+K8X_MAX_BATCH_EVENTS = env.int("K8X_MAX_BATCH_EVENTS", default=100)
+K8X_RATE_LIMIT_PER_MINUTE = env.int("K8X_RATE_LIMIT_PER_MINUTE", default=6000)
+K8X_PRODUCE_TIMEOUT_SECONDS = env.float("K8X_PRODUCE_TIMEOUT_SECONDS", default=5.0)
+# Where a running container posts follow-up events. 10.244.0.1 is the local
+# cluster's pod bridge, i.e. this machine as seen from a pod.
+K8X_EVENTS_URL = env.str("K8X_EVENTS_URL", default="http://10.244.0.1:8000/api/events")
+K8X_RUN_TOKEN_TTL_SECONDS = env.int("K8X_RUN_TOKEN_TTL_SECONDS", default=6 * 3600)
+K8X_RECONCILE_AFTER_SECONDS = env.int("K8X_RECONCILE_AFTER_SECONDS", default=60)
+K8X_GIT_SYNC_INTERVAL_SECONDS = env.int("K8X_GIT_SYNC_INTERVAL_SECONDS", default=0)
+K8X_QUEUE = env.str("K8X_QUEUE", default="k8x")
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS",
+    default=["127.0.0.1", "localhost", urlsplit(K8X_EVENTS_URL).hostname or "127.0.0.1"],
+)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Django ------------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_rq",
+    "k8x_core.apps.K8xCoreConfig",
+    "console",
+    "worker",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "k8x_core.urls"
+ASGI_APPLICATION = "k8x_core.asgi.application"
+WSGI_APPLICATION = "k8x_core.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{K8X_STATE_DIR / 'k8x.sqlite3'}"),
+}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded mode runs several processes on one file: wait for locks.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+    }
+}
+
+RQ_QUEUES = {
+    K8X_QUEUE: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 5000, "expiry": 30},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(K8X_STATE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# --- Security (production values unless DEBUG) ------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Behind TLS in production; the embedded mode is plain HTTP on loopback.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "kafka": {"level": "WARNING"},
+        "kubernetes": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}
