@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Tiny Kafka admin helper for deploy/services/start.sh (needs confluent-kafka).
 
-  kafka_admin.py --bootstrap 127.0.0.1:9092 ready
-      exit 0 once the broker answers a metadata request and has a controller
-  kafka_admin.py --bootstrap 127.0.0.1:9092 ensure-topics NAME:PARTITIONS ...
-      create the topics that do not exist yet (replication factor 1)
+kafka_admin.py --bootstrap 127.0.0.1:9092 ready
+    exit 0 once the broker answers a metadata request and has a controller
+kafka_admin.py --bootstrap 127.0.0.1:9092 ensure-topics NAME:PARTITIONS ...
+    create the topics that do not exist yet (replication factor 1)
 """
+
 import argparse
 import sys
 
@@ -24,10 +25,10 @@ def main() -> int:
     try:
         md = admin.list_topics(timeout=5)
     except KafkaException as exc:
-        print(f"metadata request failed: {exc}", file=sys.stderr)
+        sys.stderr.write(f"metadata request failed: {exc}\n")
         return 1
     if not md.brokers or md.controller_id < 0:
-        print("no broker/controller in metadata yet", file=sys.stderr)
+        sys.stderr.write("no broker/controller in metadata yet\n")
         return 1
     if args.command == "ready":
         return 0
@@ -44,11 +45,11 @@ def main() -> int:
         try:
             fut.result()
             parts = next(t.num_partitions for t in wanted if t.topic == name)
-            print(f"created topic {name} ({parts} partitions)")
+            sys.stdout.write(f"created topic {name} ({parts} partitions)\n")
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
-            print(f"create topic {name} failed: {exc}", file=sys.stderr)
+            sys.stderr.write(f"create topic {name} failed: {exc}\n")
             rc = 1
     return rc
 
