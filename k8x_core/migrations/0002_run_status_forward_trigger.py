@@ -33,19 +33,25 @@ BEGIN SELECT RAISE(ABORT, 'run status may only move forward'); END;
 SQLITE_DROP = "DROP TRIGGER IF EXISTS k8x_run_status_forward;"
 
 
+def _execute(schema_editor: BaseDatabaseSchemaEditor, sql: str) -> None:
+    # Without parameters, so the driver leaves the "%" of RAISE alone.
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
 def create(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_CREATE)
+        _execute(schema_editor, POSTGRES_CREATE)
     elif vendor == "sqlite":
-        schema_editor.execute(SQLITE_CREATE)
+        _execute(schema_editor, SQLITE_CREATE)
     else:
         raise RuntimeError(f"K8X supports PostgreSQL and SQLite, not {vendor}")
 
 
 def drop(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     vendor = schema_editor.connection.vendor
-    schema_editor.execute(POSTGRES_DROP if vendor == "postgresql" else SQLITE_DROP)
+    _execute(schema_editor, POSTGRES_DROP if vendor == "postgresql" else SQLITE_DROP)
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make test`: every check and the whole test suite against the real services.
+# Exits 0 only when all pass.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+set -e
+"$REPO/deploy/bootstrap.sh"
+"$REPO/deploy/system-deps.sh"
+step "backing services"
+"$REPO/deploy/services/start.sh" all
+if [ -z "${KUBECONFIG:-}" ]; then
+  step "local Kubernetes cluster"
+  "$REPO/deploy/local/build.sh"
+  "$REPO/deploy/local/start.sh"
+  export KUBECONFIG="$K8X_STATE_DIR/cluster/kubeconfig"
+fi
+set +e
+
+export PATH="$VENV/bin:$PATH"
+export DATABASE_URL="${TEST_DATABASE_URL:-postgres://k8x:k8x@127.0.0.1:55432/k8x}"
+cd "$REPO"
+failed=()
+run() {
+  local name="$1"; shift
+  step "$name: $*"
+  "$@" || failed+=("$name")
+}
+run ruff-lint ruff check .
+run ruff-format ruff format --check .
+run mypy mypy .
+run import-linter lint-imports --no-cache
+run pytest python -m pytest "$@"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+step "all checks passed"
