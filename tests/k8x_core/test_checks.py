@@ -79,4 +79,4 @@ def test_tests_run_with_the_session_keys() -> None:
     # Guards the set-up in tests/conftest.py: processes started by tests
     # must decrypt what the test process encrypted.
     assert os.environ["K8X_SECRETS_KEY"] in django_settings.K8X_SECRETS_KEY
-    assert django_settings.SECRET_KEY == os.environ["SECRET_KEY"]
+    assert os.environ["SECRET_KEY"] == django_settings.SECRET_KEY

@@ -100,6 +100,7 @@ def test_secret_command_reads_the_value_from_stdin() -> None:
     assert "API_TOKEN set at service scope" in proc.stdout
     assert PLAIN not in proc.stdout + proc.stderr
     secret = Secret.objects.get(key="API_TOKEN")
+    assert secret.service is not None
     assert (secret.scope, secret.service.name, secret.reveal()) == ("service", "svc", PLAIN)
 
 
