@@ -61,11 +61,14 @@ for s in "${SERVICES[@]}"; do
   workdir="$KAFKA_CACHE/pom"
   mkdir -p "$workdir"
   cp "$K8X_SERVICES_DIR/kafka/pom.xml" "$workdir/pom.xml"
-  mvn -q -B -f "$workdir/pom.xml" \
+  if ! mvn -q -B -f "$workdir/pom.xml" \
       -Dmaven.repo.local="$KAFKA_M2" \
       dependency:copy-dependencies \
       -DincludeScope=runtime \
-      -DoutputDirectory="$tmp"
+      -DoutputDirectory="$tmp" >"$KAFKA_CACHE/maven.log" 2>&1; then
+    sed 's/\x1b\[[0-9;]*m//g' "$KAFKA_CACHE/maven.log" | tail -n 40 >&2
+    die "kafka: maven could not fetch the jars (full log: $KAFKA_CACHE/maven.log)"
+  fi
   n="$(ls "$tmp"/*.jar 2>/dev/null | wc -l)"
   ls "$tmp"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || die "kafka: kafka_2.13-$KAFKA_VERSION.jar missing after maven run"
   rm -rf "$KAFKA_LIBS"

@@ -10,11 +10,11 @@ set -euo pipefail
 mapfile -t SERVICES < <(expand_services "${1:-all}")
 ensure_dirs
 
-"$K8X_SERVICES_DIR/install.sh" "${1:-all}"
-
-# one start/stop at a time (tests and `make up` may race)
+# one start/stop at a time (tests and `make up` may race); daemons get 9>&-
 exec 9>"$RUN_DIR/.services.lock"
 flock -w 600 9 || die "could not take $RUN_DIR/.services.lock"
+
+"$K8X_SERVICES_DIR/install.sh" "${1:-all}" 9>&-
 
 port_must_be_free() { # name port
   local owner

@@ -56,6 +56,16 @@ def admin(services: str) -> AdminClient:
 
 
 @pytest.fixture
+def groups(admin: AdminClient) -> Iterator[list[str]]:
+    """Consumer group ids a test used; deleted afterwards."""
+    used: list[str] = []
+    yield used
+    if used:
+        for fut in admin.delete_consumer_groups(used, request_timeout=30).values():
+            fut.result()
+
+
+@pytest.fixture
 def topic(admin: AdminClient) -> Iterator[str]:
     """A fresh 3-partition topic, deleted afterwards."""
     name = f"k8x.test.services.{uuid.uuid4().hex[:12]}"
@@ -213,7 +223,9 @@ def test_kafka_project_topics_exist(admin: AdminClient) -> None:
 
 
 @pytest.mark.kafka
-def test_kafka_consumer_group_resumes_after_committed_offsets(admin: AdminClient, topic: str) -> None:
+def test_kafka_consumer_group_resumes_after_committed_offsets(
+    admin: AdminClient, topic: str, groups: list[str]
+) -> None:
     md = admin.list_topics(topic, timeout=10)
     assert len(md.topics[topic].partitions) == 3
 
@@ -228,6 +240,7 @@ def test_kafka_consumer_group_resumes_after_committed_offsets(admin: AdminClient
     assert all(high > 0 for _, high in ends), ends
 
     group = f"k8x-test-{uuid.uuid4().hex[:8]}"
+    groups.append(group)
     first = consumer(group)
     first.subscribe([topic])
     got_first = consume(first, 600)
@@ -263,10 +276,11 @@ def test_kafka_consumer_group_resumes_after_committed_offsets(admin: AdminClient
 
 
 @pytest.mark.kafka
-def test_kafka_stop_start_keeps_data(admin: AdminClient, topic: str) -> None:
+def test_kafka_stop_start_keeps_data(admin: AdminClient, topic: str, groups: list[str]) -> None:
     values = [f"durable-{i}" for i in range(300)]
     produce(topic, values)
     group = f"k8x-test-restart-{uuid.uuid4().hex[:8]}"
+    groups.append(group)
     c = consumer(group)
     c.subscribe([topic])
     first = consume(c, 100)
@@ -307,7 +321,8 @@ def test_kafka_stop_start_keeps_data(admin: AdminClient, topic: str) -> None:
     assert consume(c, 1, deadline_s=3) == []
     c.close()
     # ... and a fresh group still sees every message from the beginning
-    fresh = consumer(f"k8x-test-fresh-{uuid.uuid4().hex[:8]}")
+    groups.append(f"k8x-test-fresh-{uuid.uuid4().hex[:8]}")
+    fresh = consumer(groups[-1])
     fresh.subscribe([topic])
     everything = consume(fresh, 300)
     fresh.close()
