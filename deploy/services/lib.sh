@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # variables are used by the scripts that source this file
 # Common helpers for deploy/services/*.sh — sourced, not executed.
 #
 # Layout (see deploy/services/README.md):

@@ -157,6 +157,7 @@ start_kafka() {
     log_banner kafka
     say "kafka: starting Apache Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT"
     # setsid: own session, survives the calling shell; $$ of the exec'd bash is java's pid
+    # shellcheck disable=SC2016,SC2086  # $$ is for the inner bash; heap opts split on purpose
     KAFKA_PIDFILE="$(pid_file kafka)" setsid bash -c 'echo $$ >"$KAFKA_PIDFILE"; exec "$@"' kafka \
       java $KAFKA_HEAP_OPTS -server \
         -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
