@@ -1,0 +1,210 @@
+"""Producing CloudEvents to Kafka (binary mode, ``ce_*`` headers).
+
+One long-lived idempotent producer per process (``acks=all``), created on
+first use. ``kafka_produce_events`` returns only once the broker acknowledged
+every message, or raises:
+
+- ``KafkaUnavailable``: not acknowledged within the bound (broker down,
+  unreachable, queue full). The caller answers 503 + Retry-After.
+- ``KafkaMessageRejected``: the broker or client refuses the message for good
+  (e.g. too large). Retrying will not help.
+
+Honesty of "not accepted": ``message.timeout.ms`` is set a little under the
+bound, so librdkafka itself gives up on the message before the caller stops
+waiting and nothing said "failed" is still queued to be sent later. A message
+that was already on the wire when it timed out may nevertheless have been
+written by the broker: the client sees 503, retries, and the hub recognises
+the second copy by ``source`` + ``id``. So delivery is at least once, never
+"reported accepted but lost".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError as _CKafkaError
+from confluent_kafka import KafkaException, Message, Producer
+from django.conf import settings
+
+from k8x_core.ce import ce_to_kafka
+
+logger = logging.getLogger(__name__)
+
+# librdkafka needs a little time after message.timeout.ms to report it.
+_TIMEOUT_MARGIN_SECONDS = 0.3
+_POLL_SECONDS = 0.05
+
+
+class KafkaError(Exception):
+    """Base of what producing can raise."""
+
+
+class KafkaUnavailable(KafkaError):
+    """The broker did not acknowledge within the bound; nothing was accepted."""
+
+
+class KafkaMessageRejected(KafkaError):
+    """The message will never be accepted as it is (e.g. too large)."""
+
+
+@dataclass(frozen=True)
+class ProducedMessage:
+    topic: str
+    partition: int
+    offset: int
+
+
+_lock = threading.Lock()
+_producer: Producer | None = None
+_producer_config: tuple[str, float] | None = None
+
+
+def _config(*, timeout_seconds: float) -> dict[str, Any]:
+    message_timeout_ms = max(int((timeout_seconds - _TIMEOUT_MARGIN_SECONDS) * 1000), 500)
+    return {
+        "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "client.id": "k8x-bridge",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 2,
+        "message.timeout.ms": message_timeout_ms,
+        # Back at work soon after the broker returns, without a restart.
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 1000,
+        "retry.backoff.ms": 100,
+        "socket.connection.setup.timeout.ms": max(message_timeout_ms, 1000),
+        # Events up to the broker's limit (K8X_MAX_EVENT_BYTES is checked first).
+        "message.max.bytes": max(2 * settings.K8X_MAX_EVENT_BYTES, 1_000_000),
+        "error_cb": _on_error,
+        "logger": logger,
+    }
+
+
+def _on_error(err: _CKafkaError) -> None:
+    # Transport errors while the broker is away are normal and retried by
+    # librdkafka; a fatal error means this producer instance is finished.
+    if err.fatal():
+        logger.error("kafka producer fatal error, will recreate: %s", err)
+        kafka_producer_reset()
+    else:
+        logger.warning("kafka producer: %s", err)
+
+
+def _get_producer(*, timeout_seconds: float) -> Producer:
+    global _producer, _producer_config
+    wanted = (settings.KAFKA_BOOTSTRAP_SERVERS, timeout_seconds)
+    with _lock:
+        if _producer is None or _producer_config != wanted:
+            if _producer is not None:
+                _producer.flush(timeout_seconds)
+            _producer = Producer(_config(timeout_seconds=timeout_seconds))
+            _producer_config = wanted
+        return _producer
+
+
+def kafka_producer_reset() -> None:
+    """Forget the process's producer (tests, fatal errors); the next call
+    creates a new one."""
+    global _producer, _producer_config
+    with _lock:
+        _producer = None
+        _producer_config = None
+
+
+class _Waiter:
+    def __init__(self, count: int) -> None:
+        self.pending = count
+        self.errors: list[_CKafkaError] = []
+        self.results: dict[int, ProducedMessage] = {}
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def callback(self, index: int) -> Any:
+        def on_delivery(err: _CKafkaError | None, msg: Message) -> None:
+            with self._lock:
+                if err is not None:
+                    self.errors.append(err)
+                else:
+                    self.results[index] = ProducedMessage(
+                        topic=msg.topic() or "", partition=msg.partition() or 0, offset=msg.offset() or 0
+                    )
+                self.pending -= 1
+                if self.pending == 0:
+                    self.done.set()
+
+        return on_delivery
+
+
+def _raise_for(errors: Sequence[_CKafkaError]) -> None:
+    for err in errors:
+        if err.code() in (_CKafkaError.MSG_SIZE_TOO_LARGE, _CKafkaError.INVALID_MSG_SIZE):
+            raise KafkaMessageRejected(f"Kafka refused the event: {err.str()}")
+    raise KafkaUnavailable(f"Kafka did not accept the event: {errors[0].str()}")
+
+
+def kafka_produce_events(
+    events: Sequence[Mapping[str, Any]],
+    *,
+    topic: str | None = None,
+    timeout_seconds: float | None = None,
+) -> list[ProducedMessage]:
+    """Produce each event (structured JSON form) in binary mode and wait for
+    the broker's acknowledgement of all of them."""
+    if not events:
+        return []
+    bound = settings.K8X_PRODUCE_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds
+    topic = topic or settings.K8X_EVENTS_TOPIC
+    deadline = time.monotonic() + bound
+    producer = _get_producer(timeout_seconds=bound)
+    messages = [ce_to_kafka(event) for event in events]
+    waiter = _Waiter(len(messages))
+    for index, (key, headers, value) in enumerate(messages):
+        typed_headers: list[tuple[str, str | bytes | None]] = list(headers)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, headers=typed_headers, on_delivery=waiter.callback(index))
+                break
+            except BufferError:
+                # Local queue full (broker away for a while): wait within the bound.
+                if time.monotonic() >= deadline:
+                    _abandon(producer, waiter)
+                    raise KafkaUnavailable("Kafka is not taking events (producer queue full)") from None
+                producer.poll(_POLL_SECONDS)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args and isinstance(exc.args[0], _CKafkaError) else None
+                _abandon(producer, waiter)
+                if err is not None and err.code() in (
+                    _CKafkaError.MSG_SIZE_TOO_LARGE,
+                    _CKafkaError.INVALID_MSG_SIZE,
+                ):
+                    raise KafkaMessageRejected(f"Kafka refused the event: {err.str()}") from exc
+                raise KafkaUnavailable(f"Kafka did not accept the event: {exc}") from exc
+    while not waiter.done.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        producer.poll(min(_POLL_SECONDS, remaining))
+    if not waiter.done.is_set():
+        _abandon(producer, waiter)
+        raise KafkaUnavailable(f"Kafka did not acknowledge within {bound:g} s")
+    if waiter.errors:
+        _raise_for(waiter.errors)
+    return [waiter.results[i] for i in range(len(messages))]
+
+
+def _abandon(producer: Producer, waiter: _Waiter) -> None:
+    """Make sure what we report as failed is not sent later: drop what is
+    still queued locally (other callers' queued messages fail too, and they
+    report 503 honestly), then collect the callbacks."""
+    if waiter.done.is_set():
+        return
+    try:
+        producer.purge(in_queue=True, in_flight=False, blocking=False)
+    except KafkaException:  # pragma: no cover - purge only fails on a dead producer
+        logger.exception("kafka producer purge failed")
+    producer.poll(0)
