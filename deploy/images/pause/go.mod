@@ -1,0 +1,3 @@
+module k8x.local/pause
+
+go 1.22

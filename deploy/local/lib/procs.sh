@@ -1,0 +1,71 @@
+# Background process helpers for deploy/local/*.sh (sourced after common.sh).
+# Every component runs detached (own session, stdin closed) with its pid in
+# $RUN_DIR/<name>.pid and its output appended to $LOG_DIR/<name>.log.
+# shellcheck shell=bash
+
+pid_of() {  # pid_of <name>: prints the pid if that component is running
+  local f="$RUN_DIR/$1.pid" pid
+  [[ -s $f ]] || return 1
+  pid="$(cat "$f")"
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  # Guard against pid reuse: the command line must name the component's binary.
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(cat "$RUN_DIR/$1.bin" 2>/dev/null || echo "$1")" || return 1
+  echo "$pid"
+}
+
+is_running() { pid_of "$1" >/dev/null; }
+
+start_bg() {  # start_bg <name> <binary> [args...]
+  local name=$1 bin=$2; shift 2
+  if is_running "$name"; then
+    log "$name already running (pid $(pid_of "$name"))"
+    return 0
+  fi
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  printf '\n===== %s start %s =====\n' "$name" "$(date -u +%FT%TZ)" >> "$LOG_DIR/$name.log"
+  setsid nohup "$bin" "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
+  echo $! > "$RUN_DIR/$name.pid"
+  basename "$bin" > "$RUN_DIR/$name.bin"
+  log "started $name (pid $!, log $LOG_DIR/$name.log)"
+}
+
+stop_proc() {  # stop_proc <name> [timeout seconds]
+  local name=$1 timeout=${2:-20} pid i
+  if ! pid="$(pid_of "$name")"; then
+    rm -f "$RUN_DIR/$name.pid"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < timeout * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name did not stop in ${timeout}s, killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  rm -f "$RUN_DIR/$name.pid"
+  log "stopped $name"
+}
+
+stop_procs() {  # stop_procs <timeout seconds> <name>...: stops them in parallel
+  local timeout=$1 name; shift
+  for name in "$@"; do stop_proc "$name" "$timeout" & done
+  wait
+}
+
+wait_for() {  # wait_for <what> <timeout s> <name of process to check or -> <command...>
+  local what=$1 timeout=$2 proc=$3 start=$SECONDS; shift 3
+  until "$@" >/dev/null 2>&1; do
+    if [[ $proc != - ]] && ! is_running "$proc"; then
+      tail -n 25 "$LOG_DIR/$proc.log" >&2 || true
+      die "$proc exited while waiting for $what (log: $LOG_DIR/$proc.log)"
+    fi
+    if (( SECONDS - start >= timeout )); then
+      [[ $proc != - ]] && { tail -n 25 "$LOG_DIR/$proc.log" >&2 || true; }
+      die "timed out after ${timeout}s waiting for $what"
+    fi
+    sleep 0.25
+  done
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Stops the local cluster and removes its state (etcd data, certificates,
+# kubeconfig, containerd root, registry content, logs), its bridge and its
+# iptables rules. The build cache ($K8X_CACHE_DIR) is kept.
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+source "$LOCAL_DIR/lib/procs.sh"
+[[ $(id -u) -eq 0 ]] || die "wipe.sh must run as root"
+
+"$LOCAL_DIR/stop.sh"
+
+# Remove what kube-proxy and start.sh put into iptables.
+if [[ -x "$K8S_BIN/kube-proxy" ]]; then
+  "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+fi
+while iptables -w -t mangle -D FORWARD -j K8X-GUARD 2>/dev/null; do :; done
+iptables -w -t mangle -F K8X-GUARD 2>/dev/null || true
+iptables -w -t mangle -X K8X-GUARD 2>/dev/null || true
+ip link del "$BRIDGE" 2>/dev/null && log "removed bridge $BRIDGE" || true
+
+if [[ -d $CLUSTER_DIR ]]; then
+  # Kubelet volumes, netns and container rootfs mounts live under the state dir.
+  awk -v d="$CLUSTER_DIR" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$CLUSTER_DIR"
+  log "removed $CLUSTER_DIR"
+fi
+# Empty cgroups the kubelet created (only removable once no process is left).
+for c in /sys/fs/cgroup/*/kubepods; do
+  [[ -d $c ]] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
+done
+log "cluster wiped (build cache kept in $CACHE_DIR)"
