@@ -1,6 +1,16 @@
 """The HTTP API (event bridge, run status, OpenAPI)."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
+
+from console.api import views
 
 app_name = "api"
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("events", views.events, name="events"),
+    path("events/simple", views.events_simple, name="events_simple"),
+    path("webhooks/<slug:slug>", views.webhook, name="webhook"),
+    path("runs/<uuid:run_id>", views.run_status, name="run"),
+    path("correlations/<str:correlation_id>", views.correlation_status, name="correlation"),
+    path("openapi.json", views.openapi, name="openapi"),
+    # runs/<uuid:run_id>/log: the run's log (text/plain), added by the launcher.
+]
