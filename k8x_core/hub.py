@@ -1,0 +1,512 @@
+"""The hub: Kafka events in, Event rows and queued Runs out.
+
+One consumed batch is one database transaction:
+
+1. decode every message (``k8x_core.ce``) and match it against the in-memory
+   ``TriggerIndex`` (no query per event);
+2. one query finds which (source, id) pairs are already recorded;
+3. in one transaction: bulk insert the Event rows (``matched``, ``unmatched``,
+   ``duplicate``, ``rejected``) and one ``queued`` Run per matched service,
+   and register the launch enqueue for after the commit;
+4. dead-letter the rejects, then commit the Kafka offsets.
+
+Exactly one run per (event, service): the partial unique index on
+(source, ce_id) for matched/unmatched events is the guard. A concurrent hub
+inserting the same event makes our insert fail (after theirs commits); the
+batch is then rolled back and recorded again, and the second pass sees those
+events as duplicates.
+
+If Redis is down when the transaction commits, the runs stay ``queued`` in the
+database, the offsets are committed anyway, and the reconciler
+(``worker.reconcile``) enqueues them later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
+
+from k8x_core.ce import (
+    EXT_CORRELATION_ID,
+    EXT_PROJECT,
+    EXT_SERVICE,
+    CloudEventInvalid,
+    ce_correlation_id,
+    ce_from_kafka,
+    ce_new_correlation_id,
+    ce_time_parse,
+)
+from k8x_core.kafka.consumer import DeadLetterProducer, DeadLetterUnavailable, HubConsumer, HubMessage
+from k8x_core.matching import TriggerIndex, trigger_index_load, trigger_index_stamp
+from k8x_core.metrics import HUB_BATCH_SECONDS, HUB_EVENTS, HUB_LAG, HUB_RUNS_QUEUED
+from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, TriggerKind
+from k8x_core.queue import runs_enqueue
+
+logger = logging.getLogger(__name__)
+
+SCHEDULE_EVENT_TYPE = "k8x.schedule"
+_INTEGRITY_RETRIES = 5
+
+# Column widths of models.Event: an attribute longer than its column is a
+# reject with a clear reason, never a failed batch.
+_ATTR_LIMITS = {
+    "id": Event._meta.get_field("ce_id").max_length,
+    "source": Event._meta.get_field("source").max_length,
+    "type": Event._meta.get_field("type").max_length,
+    "subject": Event._meta.get_field("subject").max_length,
+    "datacontenttype": Event._meta.get_field("datacontenttype").max_length,
+}
+_CORRELATION_MAX = Event._meta.get_field("correlation_id").max_length or 64
+
+
+class EventRejected(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class Decoded:
+    message: HubMessage
+    event: dict[str, Any]
+    project_id: int | None
+    correlation_id: str
+    time: datetime | None
+    size: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.event["source"], self.event["id"])
+
+
+@dataclass(slots=True)
+class Rejected:
+    message: HubMessage
+    reason: str
+    event: dict[str, Any] | None = None
+
+
+@dataclass
+class BatchResult:
+    counts: Counter[str] = field(default_factory=Counter)
+    run_ids: list[uuid.UUID] = field(default_factory=list)
+    rejects: list[tuple[HubMessage, str]] = field(default_factory=list)
+    enqueued: bool = True
+
+    def merge(self, other: BatchResult) -> None:
+        self.counts.update(other.counts)
+        self.run_ids.extend(other.run_ids)
+        self.rejects.extend(other.rejects)
+        self.enqueued = self.enqueued and other.enqueued
+
+
+# --- decoding -------------------------------------------------------------------
+
+
+def _project_id(slug: Any, *, index: TriggerIndex) -> int:
+    slug = str(slug)
+    pid = index.projects.get(slug)
+    if pid is None:
+        # Rare (a project created within the last second): ask the database.
+        pid = Project.objects.filter(slug=slug).values_list("id", flat=True).first()
+        if pid is None:
+            raise EventRejected(f"unknown project {slug!r} in extension '{EXT_PROJECT}'")
+        index.projects[slug] = pid
+    return pid
+
+
+def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejected:
+    """A Kafka message as an event ready to record, or the reason it is not."""
+    try:
+        event = ce_from_kafka(message.headers, message.value)
+    except CloudEventInvalid as exc:
+        return Rejected(message, exc.message)
+    try:
+        for name, limit in _ATTR_LIMITS.items():
+            value = event.get(name)
+            if isinstance(value, str) and limit and len(value) > limit:
+                raise EventRejected(f"attribute '{name}' is longer than {limit} characters")
+        # PostgreSQL text and jsonb refuse NUL characters and lone surrogates.
+        text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        if "\\u0000" in text:
+            raise EventRejected("event contains a NUL character (\\u0000), which cannot be stored")
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError as exc:
+            raise EventRejected(f"event contains text that is not valid Unicode: {exc.reason}") from exc
+        correlation = ce_correlation_id(event)
+        if len(correlation) > _CORRELATION_MAX:
+            raise EventRejected(f"extension '{EXT_CORRELATION_ID}' is longer than {_CORRELATION_MAX} characters")
+        project_id = _project_id(event[EXT_PROJECT], index=index) if event.get(EXT_PROJECT) else None
+        when = ce_time_parse(event["time"]) if "time" in event else None
+    except (EventRejected, CloudEventInvalid) as exc:
+        return Rejected(message, str(exc), event)
+    return Decoded(message, event, project_id, correlation or ce_new_correlation_id(), when, size)
+
+
+# --- matching -------------------------------------------------------------------
+
+
+def hub_match(item: Decoded, *, index: TriggerIndex) -> tuple[list[int], str, str]:
+    """(service ids, trigger kind, reason when unmatched)."""
+    event = item.event
+    if event["type"] == SCHEDULE_EVENT_TYPE and event.get(EXT_SERVICE):
+        name = str(event[EXT_SERVICE])
+        if item.project_id is None:
+            return [], TriggerKind.SCHEDULE, f"schedule event for {name!r} without extension '{EXT_PROJECT}'"
+        sid = index.services.get((item.project_id, name))
+        if sid is None:
+            return [], TriggerKind.SCHEDULE, f"no active service {name!r} in the event's project"
+        return [sid], TriggerKind.SCHEDULE, ""
+    services = index.match(event=event, project_id=item.project_id)
+    return services, TriggerKind.EVENT, "" if services else "no active trigger matches"
+
+
+# --- recording ------------------------------------------------------------------
+
+
+def _clean_text(value: Any, limit: int | None) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8", "replace")
+    return text[:limit] if limit else text
+
+
+def _rejected_row(item: Rejected) -> Event:
+    msg = item.message
+    attrs: dict[str, Any] = dict(item.event or {})
+    if not attrs:
+        # Best effort, for the console: whatever ce_* headers there were.
+        for name, raw in msg.headers:
+            if name.lower().startswith("ce_"):
+                attrs[name.lower()[3:]] = raw.decode("utf-8", "replace")
+    preview: dict[str, Any] = {
+        "headers": {_clean_text(k, 100): _clean_text(v.decode("utf-8", "replace"), 500) for k, v in msg.headers[:50]},
+        "value": _clean_text((msg.value or b"")[:2048].decode("utf-8", "replace"), None),
+    }
+    return Event(
+        ce_id=_clean_text(attrs.get("id"), _ATTR_LIMITS["id"]),
+        source=_clean_text(attrs.get("source"), _ATTR_LIMITS["source"]),
+        type=_clean_text(attrs.get("type"), _ATTR_LIMITS["type"]),
+        subject=_clean_text(attrs.get("subject"), _ATTR_LIMITS["subject"]),
+        payload={"rejected_message": preview},
+        outcome=EventOutcome.REJECTED,
+        reason=_clean_text(item.reason, 2000),
+        kafka_topic=msg.topic,
+        kafka_partition=msg.partition,
+        kafka_offset=msg.offset,
+        size_bytes=msg.size,
+    )
+
+
+def _event_row(item: Decoded, *, outcome: str, reason: str = "", duplicate_of: int | None = None) -> Event:
+    ev = item.event
+    return Event(
+        ce_id=ev["id"],
+        source=ev["source"],
+        type=ev["type"],
+        subject=ev.get("subject", ""),
+        time=item.time,
+        datacontenttype=ev.get("datacontenttype", ""),
+        payload=ev,
+        correlation_id=item.correlation_id,
+        outcome=outcome,
+        reason=reason,
+        project_id=item.project_id,
+        duplicate_of_id=duplicate_of,
+        kafka_topic=item.message.topic,
+        kafka_partition=item.message.partition,
+        kafka_offset=item.message.offset,
+        size_bytes=item.size,
+    )
+
+
+def _existing(keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+    """Already-recorded originals: (source, id) -> (pk, correlation id). The
+    two IN lists are index conditions on the (source, ce_id) unique index;
+    the exact pairs are picked out here."""
+    if not keys:
+        return {}
+    rows = Event.objects.filter(
+        source__in={s for s, _ in keys},
+        ce_id__in={i for _, i in keys},
+        outcome__in=(EventOutcome.MATCHED, EventOutcome.UNMATCHED),
+    ).values_list("id", "source", "ce_id", "correlation_id")
+    return {(s, i): (pk, cid) for pk, s, i, cid in rows if (s, i) in keys}
+
+
+def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerIndex) -> BatchResult:
+    result = BatchResult()
+    existing = _existing({d.key for d in decoded})
+    firsts: list[Decoded] = []
+    dups: list[Decoded] = []
+    seen: set[tuple[str, str]] = set()
+    for d in decoded:
+        if d.key in existing or d.key in seen:
+            dups.append(d)
+        else:
+            seen.add(d.key)
+            firsts.append(d)
+
+    new_rows: list[Event] = []
+    plans: list[tuple[list[int], str]] = []
+    for d in firsts:
+        services, kind, reason = hub_match(d, index=index)
+        outcome = EventOutcome.MATCHED if services else EventOutcome.UNMATCHED
+        new_rows.append(_event_row(d, outcome=outcome, reason=reason))
+        plans.append((services, kind))
+
+    committed = False
+
+    def _mark_committed() -> None:
+        nonlocal committed
+        committed = True
+
+    try:
+        with transaction.atomic():
+            # Registered first, so it runs before the enqueue hook: an
+            # exception after it is Redis's, not the database's.
+            transaction.on_commit(_mark_committed)
+            Event.objects.bulk_create(new_rows)
+            originals = {(r.source, r.ce_id): (r.pk, r.correlation_id) for r in new_rows}
+            dup_rows = []
+            for d in dups:
+                original_pk, original_cid = existing.get(d.key) or originals[d.key]
+                # A redelivery belongs to the original's flow.
+                d.correlation_id = original_cid or d.correlation_id
+                dup_rows.append(
+                    _event_row(d, outcome=EventOutcome.DUPLICATE, reason="already received", duplicate_of=original_pk)
+                )
+            Event.objects.bulk_create(dup_rows + [_rejected_row(r) for r in rejected])
+            runs: list[Run] = []
+            for row, (services, kind) in zip(new_rows, plans, strict=True):
+                for sid in services:
+                    runs.append(
+                        Run(
+                            id=uuid.uuid4(),
+                            service_id=sid,
+                            event_id=row.pk,
+                            trigger_kind=kind,
+                            correlation_id=row.correlation_id,
+                            status=RunStatus.QUEUED,
+                        )
+                    )
+            Run.objects.bulk_create(runs)
+            result.run_ids = [r.id for r in runs]
+            runs_enqueue(run_ids=result.run_ids)
+    except Exception as exc:
+        if not committed:
+            raise
+        # The runs are safely queued in the database; the reconciler will
+        # enqueue them. Offsets must not wait for Redis.
+        logger.warning("%s runs recorded but not enqueued (the reconciler will): %s", len(result.run_ids), exc)
+        result.enqueued = False
+    for row in new_rows:
+        result.counts[row.outcome] += 1
+    result.counts[EventOutcome.DUPLICATE] += len(dups)
+    result.counts[EventOutcome.REJECTED] += len(rejected)
+    result.rejects = [(r.message, r.reason) for r in rejected]
+    return result
+
+
+def _record_with_retry(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerIndex) -> BatchResult:
+    for attempt in range(1, _INTEGRITY_RETRIES + 1):
+        try:
+            return _record(decoded, rejected, index=index)
+        except IntegrityError as exc:
+            # Most likely another hub recorded some of these events first
+            # (rebalance, replicas): record again, they are duplicates now.
+            if attempt == _INTEGRITY_RETRIES:
+                raise
+            logger.info("batch conflicted with a concurrent writer, recording it again: %s", exc)
+    raise AssertionError("unreachable")
+
+
+def hub_process_batch(*, messages: Sequence[HubMessage], index: TriggerIndex) -> BatchResult:
+    """Decode, match and record one batch in one transaction.
+
+    Raises OperationalError/InterfaceError when the database is unreachable:
+    the caller retries the same batch. Any other database error (a value the
+    database refuses) is isolated to its message, which is then rejected."""
+    decoded: list[Decoded] = []
+    rejected: list[Rejected] = []
+    for m in messages:
+        item = hub_decode(m, index=index)
+        (decoded if isinstance(item, Decoded) else rejected).append(item)  # type: ignore[arg-type]
+    try:
+        return _record_with_retry(decoded, rejected, index=index)
+    except (OperationalError, InterfaceError):
+        raise
+    except DatabaseError as exc:
+        if len(messages) > 1:
+            logger.warning("batch refused by the database (%s); recording its messages one by one", exc)
+            result = BatchResult()
+            for m in messages:
+                result.merge(hub_process_batch(messages=[m], index=index))
+            return result
+        reason = f"the database refused the event: {exc}".strip()
+        items = [Rejected(d.message, reason, d.event) for d in decoded] + rejected
+        return _record_with_retry([], items, index=index)
+
+
+# --- the loop -------------------------------------------------------------------
+
+
+def _db_reset() -> None:
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+
+
+class Hub:
+    """The consumer loop, one ``step`` at a time (the management command and
+    the tests drive it). ``stop()`` (SIGTERM) lets the current batch finish."""
+
+    def __init__(
+        self,
+        *,
+        consumer: HubConsumer,
+        dead_letters: DeadLetterProducer,
+        batch_size: int = 500,
+        poll_timeout: float = 0.5,
+        index_refresh_seconds: float = 1.0,
+        lag_seconds: float = 5.0,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.consumer = consumer
+        self.dead_letters = dead_letters
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.index_refresh_seconds = index_refresh_seconds
+        self.lag_seconds = lag_seconds
+        self.max_backoff = max_backoff
+        self.stopping = False
+        self.index: TriggerIndex | None = None
+        self._index_checked = 0.0
+        self._lag_checked = 0.0
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < end:
+            time.sleep(min(0.1, end - time.monotonic()))
+
+    def refresh_index(self, *, force: bool = False) -> None:
+        """Reload the trigger index if the tables changed (checked at most
+        every ``index_refresh_seconds``)."""
+        now = time.monotonic()
+        if not force and self.index is not None and now - self._index_checked < self.index_refresh_seconds:
+            return
+        self._index_checked = now
+        try:
+            if self.index is None or force or trigger_index_stamp() != self.index.stamp:
+                self.index = trigger_index_load()
+                logger.info(
+                    "trigger index loaded: %s exact types, %s globs",
+                    len(self.index.exact),
+                    len(self.index.globbed),
+                )
+        except DatabaseError as exc:
+            logger.warning("trigger index refresh failed (keeping the last one): %s", exc)
+            _db_reset()
+
+    def _ensure_index(self) -> TriggerIndex:
+        delay = 0.5
+        while self.index is None:
+            self.refresh_index(force=True)
+            if self.index is None:
+                if self.stopping:
+                    raise DatabaseError("stopping before the trigger index could be loaded")
+                self._sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+        return self.index
+
+    def process(self, messages: list[HubMessage]) -> BatchResult | None:
+        """Record a batch, retrying while the database is away. None when
+        asked to stop before it could be recorded (nothing is committed)."""
+        delay = 0.5
+        while True:
+            try:
+                index = self._ensure_index()
+                return hub_process_batch(messages=messages, index=index)
+            except (OperationalError, InterfaceError) as exc:
+                logger.warning("database unavailable, retrying the batch in %.1f s: %s", delay, exc)
+            except DatabaseError as exc:
+                if self.stopping:
+                    return None
+                logger.warning("database error, retrying the batch in %.1f s: %s", delay, exc)
+            _db_reset()
+            if self.stopping:
+                return None
+            self._sleep(delay)
+            delay = min(delay * 2, self.max_backoff)
+
+    def dead_letter(self, rejects: list[tuple[HubMessage, str]]) -> bool:
+        delay = 0.5
+        while True:
+            try:
+                self.dead_letters.send(rejects)
+                return True
+            except DeadLetterUnavailable as exc:
+                logger.warning("dead-letter topic unavailable, retrying in %.1f s: %s", delay, exc)
+            if self.stopping:
+                return False
+            self._sleep(delay)
+            delay = min(delay * 2, self.max_backoff)
+
+    def step(self) -> BatchResult | None:
+        self.refresh_index()
+        messages = self.consumer.poll_batch(max_messages=self.batch_size, timeout=self.poll_timeout)
+        if not messages:
+            self._update_lag()
+            return None
+        started = time.perf_counter()
+        result = self.process(messages)
+        if result is None:
+            return None
+        # Rejects are on the dead-letter topic before their offsets move on.
+        if result.rejects and not self.dead_letter(result.rejects):
+            return None
+        self.consumer.commit(messages)
+        HUB_BATCH_SECONDS.observe(time.perf_counter() - started)
+        for outcome, n in result.counts.items():
+            HUB_EVENTS.labels(outcome=outcome).inc(n)
+        if result.enqueued:
+            HUB_RUNS_QUEUED.inc(len(result.run_ids))
+        self._update_lag()
+        return result
+
+    def _update_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_checked < self.lag_seconds:
+            return
+        self._lag_checked = now
+        for (topic, partition), lag in self.consumer.lag().items():
+            HUB_LAG.labels(topic=topic, partition=str(partition)).set(lag)
+
+    def run(self) -> None:
+        while not self.stopping:
+            self.step()
+        self.close()
+
+    def close(self) -> None:
+        self.dead_letters.close()
+        self.consumer.close()
+
+
+def hub_create(*, topics: Sequence[str] | None = None, group: str | None = None) -> Hub:
+    topics = list(topics or [settings.K8X_EVENTS_TOPIC])
+    return Hub(
+        consumer=HubConsumer(topics=topics, group=group or settings.K8X_HUB_GROUP),
+        dead_letters=DeadLetterProducer(topic=settings.K8X_DLQ_TOPIC),
+        batch_size=getattr(settings, "K8X_HUB_BATCH_SIZE", 500),
+    )

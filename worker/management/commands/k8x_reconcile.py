@@ -1,0 +1,55 @@
+"""``manage.py k8x_reconcile``: re-enqueue stale ``queued`` runs whose launch
+job is not in Redis (worker.reconcile), every half K8X_RECONCILE_AFTER_SECONDS.
+SIGTERM/SIGINT end the loop after the current pass."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import DatabaseError, connection
+from redis.exceptions import RedisError
+
+from worker.reconcile import runs_reconcile
+
+logger = logging.getLogger("worker.reconcile")
+
+
+class Command(BaseCommand):
+    help = "Re-enqueue queued runs that have no launch job in Redis (after Redis loss)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--once", action="store_true", help="one pass, print the count, exit")
+        parser.add_argument("--older-than", type=float, default=None, help="seconds (K8X_RECONCILE_AFTER_SECONDS)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        older_than = options["older_than"]
+        if older_than is None:
+            older_than = float(settings.K8X_RECONCILE_AFTER_SECONDS)
+        if options["once"]:
+            self.stdout.write(str(runs_reconcile(older_than=older_than)))
+            return
+        stopping = False
+
+        def _stop(_signum: int, _frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        interval = max(older_than / 2, 5.0)
+        while not stopping:
+            try:
+                runs_reconcile(older_than=older_than)
+            except (DatabaseError, RedisError) as exc:
+                # Lost database or Redis: try again next round.
+                logger.warning("reconcile pass failed: %s", exc)
+                connection.close()
+            end = time.monotonic() + interval
+            while not stopping and time.monotonic() < end:
+                time.sleep(0.2)
