@@ -1,0 +1,592 @@
+"""The one place that talks to the Kubernetes API.
+
+Requests go through the official client's configuration, authentication and
+connection pool, but bodies are plain JSON dicts in and out: the launcher
+builds Jobs as dicts, and skipping the generated models' (de)serialisation
+keeps a Job create at the cost of one HTTP round trip.
+
+Every call is retried here, and only here, on ``429``, ``5xx`` and connection
+errors, with exponential backoff and jitter, until a deadline; then it raises
+``KubeUnavailable``. A ``4xx`` answer is final and raised at once, carrying the
+API server's own message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+import urllib3
+from django.conf import settings
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "k8x"
+FIELD_MANAGER = "k8x"
+
+# (connect, read) seconds for ordinary calls.
+DEFAULT_TIMEOUT = (5.0, 30.0)
+
+
+class KubeError(Exception):
+    """An answer from the API server that is not a success."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+
+
+class KubeConflict(KubeError):
+    """409: the object exists already (or changed under us)."""
+
+
+class KubeNotFound(KubeError):
+    """404."""
+
+
+class KubeGone(KubeError):
+    """410: a watch's resourceVersion is too old; list again."""
+
+
+class KubeInvalid(KubeError):
+    """A final 4xx refusal (invalid object, forbidden, ...), with the API's message."""
+
+
+class KubeUnavailable(KubeError):
+    """The API could not be reached or kept failing (429/5xx/connection) until the deadline."""
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# --- configuration -----------------------------------------------------------
+
+_api_lock = threading.Lock()
+_api: k8s_client.ApiClient | None = None
+
+
+def kubeconfig_path() -> str | None:
+    """settings.KUBECONFIG, else the local cluster's kubeconfig if it exists, else None (in-cluster)."""
+    configured = getattr(settings, "KUBECONFIG", "") or ""
+    if configured:
+        return str(configured)
+    state_dir = Path(getattr(settings, "K8X_STATE_DIR", Path(settings.BASE_DIR) / ".state"))
+    local = state_dir / "cluster" / "kubeconfig"
+    if local.is_file():
+        return str(local)
+    return None
+
+
+def api_client() -> k8s_client.ApiClient:
+    """The process's ApiClient (thread-safe connection pool), created on first use."""
+    global _api
+    with _api_lock:
+        if _api is None or getattr(_api, "_k8x_pid", None) != os.getpid():
+            cfg = k8s_client.Configuration()
+            path = kubeconfig_path()
+            if path:
+                k8s_config.load_kube_config(config_file=path, client_configuration=cfg)
+            else:
+                k8s_config.load_incluster_config(client_configuration=cfg)
+            # Our retry loop is the only one: urllib3 must not retry on its own.
+            cfg.retries = False
+            cfg.connection_pool_maxsize = int(getattr(settings, "K8X_KUBE_POOL_SIZE", 32))
+            api = k8s_client.ApiClient(cfg)
+            # A forked process (RQ's work horse) must not share the parent's sockets.
+            api._k8x_pid = os.getpid()  # type: ignore[attr-defined]
+            _api = api
+        return _api
+
+
+def api_client_reset() -> None:
+    """Forget the cached client (tests switching clusters, or after a fork)."""
+    global _api
+    with _api_lock:
+        _api = None
+
+
+# --- one request ---------------------------------------------------------------
+
+
+def _error_message(status: int, data: bytes) -> tuple[str, str]:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        text = data.decode("utf-8", "replace").strip()
+        return (text or f"HTTP {status}"), ""
+    if isinstance(doc, dict):
+        return str(doc.get("message") or f"HTTP {status}"), str(doc.get("reason") or "")
+    return f"HTTP {status}", ""
+
+
+def _raise_for_status(status: int, data: bytes, headers: Any) -> None:
+    if status < 400:
+        return
+    message, reason = _error_message(status, data)
+    if status == 429 or status >= 500:
+        retry_after: float | None = None
+        try:
+            retry_after = float(headers.get("Retry-After")) if headers and headers.get("Retry-After") else None
+        except (TypeError, ValueError):
+            retry_after = None
+        raise _Retryable(f"HTTP {status}: {message}", retry_after=retry_after)
+    cls: type[KubeError] = {404: KubeNotFound, 409: KubeConflict, 410: KubeGone}.get(status, KubeInvalid)
+    raise cls(message, status=status, reason=reason)
+
+
+def _prepare(method: str, path: str, query: dict[str, Any] | None, content_type: str) -> tuple[str, dict[str, str]]:
+    api = api_client()
+    headers: dict[str, str] = {"Accept": "application/json", "Content-Type": content_type}
+    if api.configuration.api_key or getattr(api.configuration, "refresh_api_key_hook", None):
+        # Bearer tokens (in-cluster service account, kubeconfig tokens).
+        api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
+    url = api.configuration.host + path
+    if query:
+        url += "?" + urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)
+    return url, headers
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def request_once(
+    method: str,
+    path: str,
+    *,
+    query: dict[str, Any] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+) -> Any:
+    """One request; the decoded JSON answer. Raises KubeError subclasses or _Retryable."""
+    url, headers = _prepare(method, path, query, content_type)
+    pool = api_client().rest_client.pool_manager
+    try:
+        resp = pool.request(
+            method,
+            url,
+            body=None if body is None else json.dumps(body, separators=(",", ":")),
+            headers=headers,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            preload_content=True,
+            retries=False,
+        )
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _Retryable(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
+    _raise_for_status(resp.status, resp.data, resp.headers)
+    if not resp.data:
+        return {}
+    if path.endswith("/log"):
+        return resp.data.decode("utf-8", "replace")
+    return json.loads(resp.data)
+
+
+def request_stream(
+    method: str,
+    path: str,
+    *,
+    query: dict[str, Any] | None = None,
+    timeout: tuple[float, float | None] = (5.0, None),
+) -> urllib3.BaseHTTPResponse:
+    """A streaming response (watch, follow log). The caller closes it."""
+    url, headers = _prepare(method, path, query, "application/json")
+    pool = api_client().rest_client.pool_manager
+    try:
+        resp = pool.request(
+            method,
+            url,
+            headers=headers,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            preload_content=False,
+            retries=False,
+        )
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _Retryable(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
+    if resp.status >= 400:
+        data = resp.read()
+        resp.release_conn()
+        _raise_for_status(resp.status, data, resp.headers)
+    return resp
+
+
+# --- retry ---------------------------------------------------------------------------
+
+
+def kube_retry(fn: Callable[[], T], *, what: str, deadline_seconds: float | None = None) -> T:
+    """Call ``fn`` until it succeeds, retrying 429/5xx/connection errors with
+    exponential backoff and jitter (honouring Retry-After) until the deadline;
+    then raise KubeUnavailable. Other errors pass through at once."""
+    if deadline_seconds is None:
+        deadline_seconds = float(getattr(settings, "K8X_KUBE_RETRY_SECONDS", 60))
+    deadline = time.monotonic() + deadline_seconds
+    delay = 0.05
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except _Retryable as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KubeUnavailable(f"{what}: Kubernetes API unavailable after {attempt} attempts: {exc}") from None
+            sleep = exc.retry_after if exc.retry_after is not None else delay * (0.5 + random.random())  # noqa: S311
+            sleep = min(sleep, remaining, 10.0)
+            log.warning("%s: %s; retrying in %.2fs (attempt %d)", what, exc, sleep, attempt)
+            time.sleep(sleep)
+            delay = min(delay * 2, 5.0)
+
+
+def call(
+    method: str,
+    path: str,
+    *,
+    query: dict[str, Any] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    deadline_seconds: float | None = None,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+) -> Any:
+    return kube_retry(
+        lambda: request_once(method, path, query=query, body=body, content_type=content_type, timeout=timeout),
+        what=f"{method} {path}",
+        deadline_seconds=deadline_seconds,
+    )
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+# --- namespaces ------------------------------------------------------------------
+
+_namespaces_known: set[str] = set()
+
+
+def namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool:
+    """Create the namespace if it is missing; True when this call created it."""
+    if name in _namespaces_known:
+        return False
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY, **(labels or {})}},
+    }
+    try:
+        call("GET", f"/api/v1/namespaces/{_q(name)}")
+        created = False
+    except KubeNotFound:
+        try:
+            call("POST", "/api/v1/namespaces", body=body, query={"fieldManager": FIELD_MANAGER})
+            created = True
+        except KubeConflict:
+            created = False
+    _namespaces_known.add(name)
+    return created
+
+
+def namespace_forget(*, name: str) -> None:
+    """Drop a namespace from the created-already cache (after it was deleted)."""
+    _namespaces_known.discard(name)
+
+
+def namespace_delete(*, name: str) -> None:
+    namespace_forget(name=name)
+    with contextlib.suppress(KubeNotFound):
+        call("DELETE", f"/api/v1/namespaces/{_q(name)}")
+
+
+# --- Jobs --------------------------------------------------------------------------
+
+
+def _jobs(namespace: str) -> str:
+    return f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs"
+
+
+def job_create(*, namespace: str, job: dict[str, Any], deadline_seconds: float | None = None) -> dict[str, Any]:
+    """Create a Job; the created object. KubeConflict if the name exists, KubeInvalid if refused."""
+    result: dict[str, Any] = call(
+        "POST",
+        _jobs(namespace),
+        body=job,
+        query={"fieldManager": FIELD_MANAGER, "fieldValidation": "Strict"},
+        deadline_seconds=deadline_seconds,
+    )
+    return result
+
+
+def job_dry_run(*, namespace: str, job: dict[str, Any], deadline_seconds: float = 10.0) -> None:
+    """Server-side dry run (dryRun=All): returns if the API server would accept the Job,
+    raises KubeInvalid with the API server's message if not, KubeUnavailable if it
+    could not be asked. A missing namespace is not the Job's fault: it is checked in
+    ``default`` then (admission may differ, validation does not)."""
+    body = dict(job)
+    body["metadata"] = {**(job.get("metadata") or {}), "namespace": namespace}
+    if not body["metadata"].get("name") and not body["metadata"].get("generateName"):
+        body["metadata"]["generateName"] = "k8x-dry-run-"
+    query = {"dryRun": "All", "fieldManager": FIELD_MANAGER, "fieldValidation": "Strict"}
+    try:
+        call("POST", _jobs(namespace), body=body, query=query, deadline_seconds=deadline_seconds)
+    except KubeNotFound as exc:
+        if "namespaces" not in exc.message:
+            raise KubeInvalid(exc.message, status=exc.status, reason=exc.reason) from None
+        body["metadata"]["namespace"] = "default"
+        call("POST", _jobs("default"), body=body, query=query, deadline_seconds=deadline_seconds)
+    except KubeConflict:
+        # A Job of that name exists: the spec itself was acceptable.
+        return
+
+
+def job_get(*, namespace: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = call("GET", f"{_jobs(namespace)}/{_q(name)}")
+    return result
+
+
+def job_delete(*, namespace: str, name: str, propagation: str = "Foreground") -> bool:
+    """Delete a Job and (by default, in the foreground) its pods. False if it was not there."""
+    body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+    try:
+        call("DELETE", f"{_jobs(namespace)}/{_q(name)}", body=body)
+    except KubeNotFound:
+        return False
+    return True
+
+
+def job_list(*, namespace: str | None, label_selector: str) -> tuple[list[dict[str, Any]], str]:
+    """Jobs (all namespaces when ``namespace`` is None) and the list's resourceVersion."""
+    path = _jobs(namespace) if namespace else "/apis/batch/v1/jobs"
+    doc = call("GET", path, query={"labelSelector": label_selector})
+    return list(doc.get("items") or []), str((doc.get("metadata") or {}).get("resourceVersion") or "")
+
+
+# --- pods and logs ---------------------------------------------------------------------
+
+
+def _pods(namespace: str | None) -> str:
+    return f"/api/v1/namespaces/{_q(namespace)}/pods" if namespace else "/api/v1/pods"
+
+
+def pod_list(*, namespace: str | None, label_selector: str) -> tuple[list[dict[str, Any]], str]:
+    """Pods (all namespaces when ``namespace`` is None) and the list's resourceVersion."""
+    doc = call("GET", _pods(namespace), query={"labelSelector": label_selector})
+    return list(doc.get("items") or []), str((doc.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def pod_log_read(
+    *,
+    namespace: str,
+    name: str,
+    container: str | None = None,
+    timestamps: bool = True,
+    limit_bytes: int | None = None,
+) -> str:
+    """The (current) log of a pod's container, with RFC 3339 timestamps by default."""
+    query: dict[str, Any] = {"timestamps": _bool(timestamps), "container": container, "limitBytes": limit_bytes}
+    text: str = call("GET", f"{_pods(namespace)}/{_q(name)}/log", query=query)
+    return text
+
+
+def pod_log_stream(
+    *,
+    namespace: str,
+    name: str,
+    container: str | None = None,
+    since_time: str | None = None,
+    read_timeout: float | None = None,
+) -> Iterator[str]:
+    """Follow a pod's log: yields lines (with RFC 3339 timestamps, no newline) until the
+    container ends or the connection drops. The caller reconnects with ``since_time``."""
+    query: dict[str, Any] = {"follow": "true", "timestamps": "true", "container": container, "sinceTime": since_time}
+    resp = kube_retry(
+        lambda: request_stream("GET", f"{_pods(namespace)}/{_q(name)}/log", query=query, timeout=(5.0, read_timeout)),
+        what=f"log of {namespace}/{name}",
+    )
+    try:
+        buf = b""
+        for chunk in resp.stream(8192, decode_content=True):
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8", "replace")
+        if buf:
+            yield buf.decode("utf-8", "replace")
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        log.info("log stream of %s/%s ended: %s", namespace, name, exc)
+    finally:
+        resp.release_conn()
+        resp.close()
+
+
+# --- watch -----------------------------------------------------------------------------
+
+
+def watch(
+    *,
+    path: str,
+    label_selector: str,
+    resource_version: str,
+    timeout_seconds: int = 300,
+) -> Iterator[dict[str, Any]]:
+    """Watch events (``{"type", "object"}`` dicts) of a list path from ``resource_version``.
+
+    BOOKMARK events carry only a newer resourceVersion. Raises KubeGone when the
+    version is too old (list again), _Retryable-derived KubeUnavailable on connection
+    errors when opening; a stream that simply ends returns."""
+    query = {
+        "watch": "true",
+        "labelSelector": label_selector,
+        "resourceVersion": resource_version,
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": timeout_seconds,
+    }
+    resp = kube_retry(
+        lambda: request_stream("GET", path, query=query, timeout=(5.0, timeout_seconds + 30.0)),
+        what=f"watch {path}",
+        deadline_seconds=30,
+    )
+    try:
+        buf = b""
+        for chunk in resp.stream(65536, decode_content=True):
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    obj = event.get("object") or {}
+                    code = int(obj.get("code") or 0)
+                    if code == 410:
+                        raise KubeGone(str(obj.get("message") or "resource version too old"), status=410)
+                    raise KubeUnavailable(f"watch {path}: {obj.get('message') or obj}", status=code or None)
+                yield event
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        log.info("watch %s ended: %s", path, exc)
+    finally:
+        resp.release_conn()
+        resp.close()
+
+
+def jobs_path(namespace: str | None) -> str:
+    return _jobs(namespace) if namespace else "/apis/batch/v1/jobs"
+
+
+def pods_path(namespace: str | None) -> str:
+    return _pods(namespace)
+
+
+# --- secrets -----------------------------------------------------------------------------
+
+
+def _secrets(namespace: str) -> str:
+    return f"/api/v1/namespaces/{_q(namespace)}/secrets"
+
+
+def _secret_body(
+    name: str, string_data: dict[str, str], labels: dict[str, str] | None, owner: dict[str, Any] | None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY, **(labels or {})}}
+    if owner:
+        meta["ownerReferences"] = [owner]
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "stringData": string_data}
+
+
+def secret_create(
+    *,
+    namespace: str,
+    name: str,
+    string_data: dict[str, str],
+    labels: dict[str, str] | None = None,
+    owner: dict[str, Any] | None = None,
+) -> None:
+    """Create a Secret; KubeConflict if it exists."""
+    call(
+        "POST",
+        _secrets(namespace),
+        body=_secret_body(name, string_data, labels, owner),
+        query={"fieldManager": FIELD_MANAGER},
+    )
+
+
+def secret_apply(
+    *, namespace: str, name: str, string_data: dict[str, str], labels: dict[str, str] | None = None
+) -> None:
+    """Make the Secret hold exactly these keys and values (create or replace)."""
+    body = _secret_body(name, string_data, labels, None)
+    try:
+        call("POST", _secrets(namespace), body=body, query={"fieldManager": FIELD_MANAGER})
+        return
+    except KubeConflict:
+        pass
+    # Replace: stringData merges into data, so clear data first to drop removed keys.
+    body["data"] = {}
+    for _ in range(5):
+        try:
+            call("PUT", f"{_secrets(namespace)}/{_q(name)}", body=body, query={"fieldManager": FIELD_MANAGER})
+            return
+        except KubeNotFound:
+            try:
+                call("POST", _secrets(namespace), body=_secret_body(name, string_data, labels, None))
+                return
+            except KubeConflict:
+                continue
+    raise KubeConflict(f"secret {namespace}/{name} kept changing while being replaced", status=409)
+
+
+def secret_get(*, namespace: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = call("GET", f"{_secrets(namespace)}/{_q(name)}")
+    return result
+
+
+def secret_delete(*, namespace: str, name: str) -> bool:
+    try:
+        call("DELETE", f"{_secrets(namespace)}/{_q(name)}")
+    except KubeNotFound:
+        return False
+    return True
+
+
+def secret_set_owner(*, namespace: str, name: str, owner: dict[str, Any]) -> None:
+    """Make ``owner`` (e.g. the run's Job) own the Secret, so it is collected with it."""
+    patch = {"metadata": {"ownerReferences": [owner]}}
+    call(
+        "PATCH",
+        f"{_secrets(namespace)}/{_q(name)}",
+        body=patch,
+        content_type="application/merge-patch+json",
+    )
+
+
+def owner_reference(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    return {
+        "apiVersion": obj.get("apiVersion") or "batch/v1",
+        "kind": obj.get("kind") or "Job",
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "blockOwnerDeletion": False,
+    }
+
+
+def server_version() -> dict[str, Any]:
+    result: dict[str, Any] = call("GET", "/version", deadline_seconds=5)
+    return result
