@@ -635,7 +635,11 @@ def plan_build(
         service = existing.get(spec.name)
         new_state = _spec_state(spec)
         if service is None:
-            diff = {name: {"old": None, "new": value} for name, value in new_state.items() if name != "job_template"}
+            diff = {
+                name: {"old": None, "new": value}
+                for name, value in new_state.items()
+                if name != "job_template" and value not in (None, "", [], {})
+            }
             diff["job_template"] = {"diff": _template_diff("", spec.job_template)}
             changes.append(Change("create", spec.name, spec.directory, diff))
             continue

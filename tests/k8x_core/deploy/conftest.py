@@ -137,3 +137,170 @@ def git_server(tmp_path: Path) -> Iterator[GitServer]:
     yield GitServer(base=base, port=port)
     proc.terminate()
     proc.wait(timeout=10)
+
+
+# --- HTTP(S) with a token: git http-backend behind a tiny WSGI server -------
+
+
+@dataclass
+class HttpGitServer:
+    base: Path
+    port: int
+    token: str
+    seen_auth: list[str]
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}.git"
+
+    def create(self, name: str, workdir: Path) -> WorkRepo:
+        return GitServer(self.base, 0).create(name, workdir)
+
+
+def _http_backend_app(base: Path, token: str, seen: list[str]) -> Any:
+    import base64
+
+    expected = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        seen.append(auth)
+        if auth != expected:
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')])
+            return [b"unauthorized\n"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        cgi_env = {
+            "PATH": os.environ["PATH"],
+            "GIT_PROJECT_ROOT": str(base),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REQUEST_METHOD": environ["REQUEST_METHOD"],
+            "PATH_INFO": environ.get("PATH_INFO", ""),
+            "QUERY_STRING": environ.get("QUERY_STRING", ""),
+            "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_USER": "x-access-token",
+        }
+        cgi_env.update({k: v for k, v in environ.items() if k.startswith("HTTP_") and isinstance(v, str)})
+        out = subprocess.run(["git", "http-backend"], input=body, env=cgi_env, capture_output=True, check=False).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        status = "200 OK"
+        headers = []
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = value.strip()
+            elif name:
+                headers.append((name.strip(), value.strip()))
+        start_response(status, headers)
+        return [payload]
+
+    return app
+
+
+@pytest.fixture
+def http_git_server(tmp_path: Path) -> Iterator[HttpGitServer]:
+    import secrets
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            pass
+
+    base = tmp_path / "http-served"
+    base.mkdir()
+    token = secrets.token_urlsafe(20)
+    seen: list[str] = []
+    server = make_server("127.0.0.1", 0, _http_backend_app(base, token, seen), handler_class=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield HttpGitServer(base=base, port=server.server_port, token=token, seen_auth=seen)
+    server.shutdown()
+    server.server_close()
+
+
+# --- SSH: a private sshd on loopback that only runs git for the deploy key ---
+
+
+@dataclass
+class SshGitServer:
+    base: Path
+    port: int
+    authorized_keys: Path
+
+    def url(self, name: str) -> str:
+        return f"ssh://root@127.0.0.1:{self.port}{self.base}/{name}.git"
+
+    def scp_url(self, name: str) -> str:
+        # scp-like addresses have no port; the tests use the ssh:// form.
+        return f"root@127.0.0.1:{self.base}/{name}.git"
+
+    def authorize(self, public_key: str) -> None:
+        line = f'command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"",restrict {public_key}\n'
+        with self.authorized_keys.open("a") as fh:
+            fh.write(line)
+
+    def create(self, name: str, workdir: Path) -> WorkRepo:
+        return GitServer(self.base, 0).create(name, workdir)
+
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+@pytest.fixture
+def ssh_git_server(tmp_path: Path) -> Iterator[SshGitServer]:
+    if not SSHD.exists():
+        pytest.skip("no sshd on this machine (apt-get install -y openssh-server)")
+    if os.geteuid() != 0:
+        pytest.skip("sshd needs root to switch to the git user")
+    # sshd insists on its privilege-separation directory.
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    conf_dir = tmp_path / "sshd"
+    conf_dir.mkdir()
+    base = tmp_path / "ssh-served"
+    base.mkdir()
+    host_key = conf_dir / "host_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    authorized = conf_dir / "authorized_keys"
+    authorized.write_text("")
+    authorized.chmod(0o600)
+    port = _free_port()
+    config = conf_dir / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {host_key}",
+                f"AuthorizedKeysFile {authorized}",
+                f"PidFile {conf_dir / 'sshd.pid'}",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                "PermitRootLogin prohibit-password",
+                "AllowUsers root",
+                "UsePAM no",
+                "StrictModes no",
+                "AllowTcpForwarding no",
+                "X11Forwarding no",
+                "PrintMotd no",
+                "",
+            ]
+        )
+    )
+    proc = subprocess.Popen(
+        [str(SSHD), "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.skip("sshd could not start here")
+            time.sleep(0.05)
+    yield SshGitServer(base=base, port=port, authorized_keys=authorized)
+    proc.terminate()
+    proc.wait(timeout=10)
