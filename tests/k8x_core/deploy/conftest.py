@@ -205,7 +205,7 @@ def http_git_server(tmp_path: Path) -> Iterator[HttpGitServer]:
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     class QuietHandler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     base = tmp_path / "http-served"
