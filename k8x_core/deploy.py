@@ -314,34 +314,16 @@ def _job_for_dry_run(job: dict[str, Any], *, namespace: str) -> dict[str, Any]:
 
 def job_validate_on_cluster(*, job: dict[str, Any], namespace: str, rel: str) -> list[SpecError]:
     """Server-side dry run of the Job; the API server's message on refusal."""
-    try:
-        from k8x_core import kube  # the only module that talks to Kubernetes
-    except ImportError:
-        return [SpecError(rel, "", "cannot validate on the cluster: the Kubernetes client module is missing")]
+    from k8x_core import kube  # the only module that talks to Kubernetes
+
     try:
         kube.job_dry_run(namespace=namespace, job=_job_for_dry_run(job, namespace=namespace))
     except kube.KubeInvalid as exc:
         return [SpecError(rel, "", f"the cluster refuses this Job: {exc}")]
-    except Exception as exc:  # unreachable API, RBAC, missing namespace ...: nothing may be applied unchecked
+    except kube.KubeError as exc:
+        # Unreachable API, RBAC ...: nothing may be applied unchecked.
         return [SpecError(rel, "", f"cannot validate on the cluster: {exc}")]
     return []
-
-
-def _dry_run_namespace(namespace: str | None) -> str:
-    """The project's namespace when it exists on the cluster, else ``default``.
-
-    A dry run needs an existing namespace; creating the project's namespace
-    just to validate would change the cluster before anything is applied."""
-    if namespace:
-        try:
-            from k8x_core import kube
-
-            exists = getattr(kube, "namespace_exists", None)
-            if exists is not None and exists(name=namespace):
-                return namespace
-        except Exception:  # noqa: S110 - falls back to default, the dry run then reports real problems
-            pass
-    return "default"
 
 
 def parameters_validate(*, data: Any, rel: str) -> list[SpecError]:
@@ -483,7 +465,8 @@ def servicedir_load(*, root: Path, namespace: str | None = None, validate_on_clu
         seen.setdefault(spec.name, spec.directory)
 
     if validate_on_cluster and jobs:
-        dry_ns = _dry_run_namespace(namespace)
+        # job_dry_run falls back to ``default`` while the project's namespace does not exist yet.
+        dry_ns = namespace or "default"
         for rel, job in jobs:
             errors += job_validate_on_cluster(job=job, namespace=dry_ns, rel=rel)
     return LoadResult(specs=specs, errors=errors)
