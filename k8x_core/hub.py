@@ -310,9 +310,11 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
         logger.warning("%s runs recorded but not enqueued (the reconciler will): %s", len(result.run_ids), exc)
         result.enqueued = False
     for row in new_rows:
-        result.counts[row.outcome] += 1
-    result.counts[EventOutcome.DUPLICATE] += len(dups)
-    result.counts[EventOutcome.REJECTED] += len(rejected)
+        result.counts[str(row.outcome)] += 1
+    if dups:
+        result.counts[str(EventOutcome.DUPLICATE)] += len(dups)
+    if rejected:
+        result.counts[str(EventOutcome.REJECTED)] += len(rejected)
     result.rejects = [(r.message, r.reason) for r in rejected]
     return result
 
