@@ -8,7 +8,8 @@ app_name = "api"
 urlpatterns: list[URLPattern | URLResolver] = [
     path("events", views.events, name="events"),
     path("events/simple", views.events_simple, name="events_simple"),
-    path("webhooks/<slug:slug>", views.webhook, name="webhook"),
+    # str, not slug: a wrong slug gets the JSON 404 naming it, not an HTML page.
+    path("webhooks/<str:slug>", views.webhook, name="webhook"),
     path("runs/<uuid:run_id>", views.run_status, name="run"),
     path("correlations/<str:correlation_id>", views.correlation_status, name="correlation"),
     path("openapi.json", views.openapi, name="openapi"),
