@@ -304,11 +304,15 @@ def worktree_commit(*, path: Path) -> str:
 
 
 def repo_sync(
-    *, repo: GitRepository, requested_by: AbstractBaseUser | None = None, validate_on_cluster: bool = True
+    *, repo: GitRepository, requested_by: AbstractBaseUser | None = None, validate_on_cluster: bool | None = None
 ) -> SyncRecord:
     """Fetch the branch, validate every service directory, apply all or nothing.
 
-    Always returns the SyncRecord written (status applied or failed)."""
+    ``validate_on_cluster`` (default: setting K8X_GIT_VALIDATE_ON_CLUSTER, on)
+    dry-runs each deployment.yaml on the API server. Always returns the
+    SyncRecord written (status applied or failed)."""
+    if validate_on_cluster is None:
+        validate_on_cluster = bool(getattr(settings, "K8X_GIT_VALIDATE_ON_CLUSTER", True))
     from k8x_core import deploy  # deploy imports models only; kept local to keep this module light
 
     with tempfile.TemporaryDirectory(prefix="k8x-sync-") as tmp:
