@@ -30,7 +30,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 mkdir -p "$K8S_BIN"
-cd "$LOCAL_DIR/k8s-build"
+cd "$LOCAL_DIR/k8s-build" || die "missing $LOCAL_DIR/k8s-build"
 for c in "${missing[@]}"; do
   log "building $c v$K8S_VERSION (go build, this takes several minutes per component on a cold Go cache)"
   start=$SECONDS
@@ -41,7 +41,7 @@ done
 if [[ ! -x "$K8S_BIN/crictl" ]]; then
   log "building crictl $CRI_TOOLS_VERSION (sigs.k8s.io/cri-tools)"
   tmpbin="$(mktemp -d)"
-  (cd "$tmpbin" && GOFLAGS= GOBIN="$tmpbin" "$GO" install -p 2 -trimpath \
+  (cd "$tmpbin" && GOFLAGS="" GOBIN="$tmpbin" "$GO" install -p 2 -trimpath \
     -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION" \
     "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION")
   mv -f "$tmpbin/crictl" "$K8S_BIN/crictl"

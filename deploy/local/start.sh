@@ -36,7 +36,7 @@ if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
   ip link add "$BRIDGE" type bridge
   log "created bridge $BRIDGE"
 fi
-ip addr show dev "$BRIDGE" | grep -q "inet $BRIDGE_IP/" || ip addr add "$BRIDGE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
+[[ "$(ip -4 addr show dev "$BRIDGE")" == *"inet $BRIDGE_IP/"* ]] || ip addr add "$BRIDGE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
 ip link set "$BRIDGE" up
 # The guard sits in the mangle table so that nothing kube-proxy adds to the
 # filter table's FORWARD chain can come before it.
@@ -146,7 +146,7 @@ CTR=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
 wait_for "containerd socket" 30 containerd "${CTR[@]}" version
 # The sandbox image must never be fetched from the internet: pull it from the
 # local registry now so the first pod does not wait for it.
-"${CTR[@]}" images check "name==$PAUSE_IMAGE" 2>/dev/null | grep -q complete \
+[[ "$("${CTR[@]}" images check "name==$PAUSE_IMAGE" 2>/dev/null)" == *complete* ]] \
   || "${CTR[@]}" images pull --hosts-dir "$CTD/certs.d" "$PAUSE_IMAGE" >/dev/null \
   || die "could not pull $PAUSE_IMAGE into containerd"
 

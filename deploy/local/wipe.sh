@@ -15,7 +15,7 @@ fi
 while iptables -w -t mangle -D FORWARD -j K8X-GUARD 2>/dev/null; do :; done
 iptables -w -t mangle -F K8X-GUARD 2>/dev/null || true
 iptables -w -t mangle -X K8X-GUARD 2>/dev/null || true
-ip link del "$BRIDGE" 2>/dev/null && log "removed bridge $BRIDGE" || true
+if ip link del "$BRIDGE" 2>/dev/null; then log "removed bridge $BRIDGE"; fi
 
 if [[ -d $CLUSTER_DIR ]]; then
   # Kubelet volumes, netns and container rootfs mounts live under the state dir.
@@ -27,6 +27,6 @@ if [[ -d $CLUSTER_DIR ]]; then
 fi
 # Empty cgroups the kubelet created (only removable once no process is left).
 for c in /sys/fs/cgroup/*/kubepods; do
-  [[ -d $c ]] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  if [[ -d $c ]]; then find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
 done
 log "cluster wiped (build cache kept in $CACHE_DIR)"

@@ -1,10 +1,12 @@
 # Shared settings for deploy/local/*.sh (sourced, not executed).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
+# (variables here are used by the scripts that source this file)
 set -euo pipefail
 
 LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO_ROOT="$(git -C "$LOCAL_DIR" rev-parse --show-toplevel 2>/dev/null || (cd "$LOCAL_DIR/../.." && pwd))"
-# shellcheck disable=SC1091
+
+# shellcheck disable=SC1090
 source <(sed -e 's/[[:space:]]*#.*$//' "$LOCAL_DIR/versions.env" | grep '=')
 
 CACHE_DIR="${K8X_CACHE_DIR:-$HOME/.cache/k8x}"

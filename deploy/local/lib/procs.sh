@@ -9,7 +9,10 @@ pid_of() {  # pid_of <name>: prints the pid if that component is running
   pid="$(cat "$f")"
   [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
   # Guard against pid reuse: the command line must name the component's binary.
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(cat "$RUN_DIR/$1.bin" 2>/dev/null || echo "$1")" || return 1
+  local cmdline bin
+  cmdline="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  bin="$(cat "$RUN_DIR/$1.bin" 2>/dev/null || echo "$1")"
+  [[ $cmdline == *"$bin"* ]] || return 1
   echo "$pid"
 }
 
