@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from k8x_core.crypto import secret_decrypt, secret_encrypt
@@ -370,23 +370,29 @@ def repo_sync(
     return record
 
 
-def repos_sync_due(*, now: datetime) -> list[SyncRecord]:
-    """Sync every repository not synced within K8X_GIT_SYNC_INTERVAL_SECONDS (0 = never).
+def repos_sync_due(*, now: datetime, limit: int | None = None) -> list[SyncRecord]:
+    """Sync the repositories not synced within K8X_GIT_SYNC_INTERVAL_SECONDS (0 = never).
 
-    For the scheduler loop. Each repository is claimed by a conditional UPDATE
-    of ``last_synced_at``, so two schedulers never sync the same one twice."""
+    For the scheduler loop (``limit=1`` keeps each pass short: a fetch may
+    take up to K8X_GIT_TIMEOUT_SECONDS). Each repository is claimed by a
+    conditional UPDATE of ``last_synced_at``, so two schedulers never sync the
+    same one twice."""
     interval = int(getattr(settings, "K8X_GIT_SYNC_INTERVAL_SECONDS", 0) or 0)
     if interval <= 0:
         return []
     cutoff = now - timedelta(seconds=interval)
     records: list[SyncRecord] = []
     due = GitRepository.objects.filter(Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=cutoff))
-    for repo in due.select_related("project").order_by("last_synced_at", "pk"):
+    attempted = 0
+    for repo in due.select_related("project").order_by(F("last_synced_at").asc(nulls_first=True), "pk"):
+        if limit is not None and attempted >= limit:
+            break
         claimed = GitRepository.objects.filter(pk=repo.pk, last_synced_at=repo.last_synced_at).update(
             last_synced_at=now
         )
         if claimed != 1:
             continue
+        attempted += 1
         try:
             records.append(repo_sync(repo=repo))
         except Exception:

@@ -52,3 +52,17 @@ def test_a_claimed_repository_is_skipped(git_server: GitServer, settings: Any) -
     GitRepository.objects.filter(pk=repo.pk).update(last_synced_at=now)
     assert repos_sync_due(now=now) == []
     assert not SyncRecord.objects.exists()
+
+
+def test_limit_syncs_the_longest_waiting_first(git_server: GitServer, settings: Any) -> None:
+    settings.K8X_GIT_SYNC_INTERVAL_SECONDS = 60
+    project = Project.objects.create(slug="gitdeploy-limit")
+    old = repo_create(project=project, name="old", url=git_server.url("none"))
+    new = repo_create(project=project, name="new", url=git_server.url("none"))
+    never = repo_create(project=project, name="never", url=git_server.url("none"))
+    now = timezone.now()
+    GitRepository.objects.filter(pk=old.pk).update(last_synced_at=now - timedelta(hours=2))
+    GitRepository.objects.filter(pk=new.pk).update(last_synced_at=now - timedelta(hours=1))
+    assert [r.repository_id for r in repos_sync_due(now=now, limit=1)] == [never.pk]
+    assert [r.repository_id for r in repos_sync_due(now=now, limit=1)] == [old.pk]
+    assert [r.repository_id for r in repos_sync_due(now=now, limit=5)] == [new.pk]
