@@ -3,8 +3,91 @@
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
+from console.views import (
+    dashboard,
+    events,
+    projects,
+    repos,  # git deployment (issue 8)
+    runs,
+    services,
+)
+
 app_name = "console"
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", dashboard.dashboard, name="dashboard"),
+    # Services and triggers
+    path("services/", services.service_list, name="service_list"),
+    path("projects/<slug:slug>/services/new/", services.service_create, name="service_create"),
+    path("projects/<slug:slug>/services/<slug:name>/", services.service_detail, name="service_detail"),
+    path("projects/<slug:slug>/services/<slug:name>/edit/", services.service_edit, name="service_edit"),
+    path("projects/<slug:slug>/services/<slug:name>/toggle/", services.service_toggle, name="service_toggle"),
+    path("projects/<slug:slug>/services/<slug:name>/delete/", services.service_delete, name="service_delete"),
+    path("projects/<slug:slug>/services/<slug:name>/run/", services.service_run, name="service_run"),
+    path("projects/<slug:slug>/services/<slug:name>/triggers/", services.trigger_create, name="trigger_create"),
+    path("projects/<slug:slug>/services/<slug:name>/triggers/test/", services.trigger_test, name="trigger_test"),
+    path(
+        "projects/<slug:slug>/services/<slug:name>/triggers/<int:trigger_id>/",
+        services.trigger_edit,
+        name="trigger_edit",
+    ),
+    path(
+        "projects/<slug:slug>/services/<slug:name>/triggers/<int:trigger_id>/delete/",
+        services.trigger_delete,
+        name="trigger_delete",
+    ),
+    # Runs
+    path("runs/", runs.run_list, name="run_list"),
+    path("runs/<uuid:run_id>/", runs.run_detail, name="run_detail"),
+    path("runs/<uuid:run_id>/badge/", runs.run_badge, name="run_badge"),
+    path("runs/<uuid:run_id>/summary/", runs.run_summary, name="run_summary"),
+    path("runs/<uuid:run_id>/log.txt", runs.run_log_download, name="run_log_download"),
+    path("runs/<uuid:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
+    path("runs/<uuid:run_id>/rerun/", runs.run_rerun, name="run_rerun"),
+    path("flows/<str:correlation_id>/", runs.correlation_detail, name="correlation_detail"),
+    # Events
+    path("events/", events.event_list, name="event_list"),
+    path("events/send/", events.event_send, name="event_send"),
+    path("events/sent/<str:correlation_id>/", events.correlation_wait, name="correlation_wait"),
+    path("events/<int:event_id>/", events.event_detail, name="event_detail"),
+    path("events/<int:event_id>/replay/", events.event_replay, name="event_replay"),
+    # Projects
+    path("projects/", projects.project_list, name="project_list"),
+    path("projects/<slug:slug>/", projects.project_detail, name="project_detail"),
+    path("projects/<slug:slug>/configs/", projects.project_configs, name="project_configs"),
+    path("projects/<slug:slug>/secrets/", projects.project_secrets, name="project_secrets"),
+    path(
+        "projects/<slug:slug>/secrets/<int:secret_id>/delete/",
+        projects.project_secret_delete,
+        name="project_secret_delete",
+    ),
+    path("projects/<slug:slug>/api-keys/", projects.project_apikeys, name="project_apikeys"),
+    path(
+        "projects/<slug:slug>/api-keys/<int:key_id>/revoke/",
+        projects.project_apikey_revoke,
+        name="project_apikey_revoke",
+    ),
+    path("projects/<slug:slug>/webhooks/", projects.project_webhooks, name="project_webhooks"),
+    path(
+        "projects/<slug:slug>/webhooks/<int:webhook_id>/delete/",
+        projects.project_webhook_delete,
+        name="project_webhook_delete",
+    ),
+    path("projects/<slug:slug>/members/", projects.project_members, name="project_members"),
+    path(
+        "projects/<slug:slug>/members/<int:member_id>/remove/",
+        projects.project_member_remove,
+        name="project_member_remove",
+    ),
+    # Git repositories (issue 8) add their routes below.
+    # --- git deployment (issue 8, owned by the git deployment engineer) ---
+    path("projects/<slug:slug>/repos/", repos.repo_list, name="repo_list"),
+    path("projects/<slug:slug>/repos/<slug:name>/", repos.repo_detail, name="repo_detail"),
+    path("projects/<slug:slug>/repos/<slug:name>/sync/", repos.repo_sync_now, name="repo_sync"),
+    path("projects/<slug:slug>/repos/<slug:name>/key/", repos.repo_key_regenerate_view, name="repo_key_regenerate"),
+    path("projects/<slug:slug>/repos/<slug:name>/token/", repos.repo_token, name="repo_token"),
+    path("projects/<slug:slug>/repos/<slug:name>/delete/", repos.repo_delete, name="repo_delete"),
+    path("projects/<slug:slug>/syncs/<int:sync_id>/", repos.sync_detail, name="sync_detail"),
+    # --- end git deployment ---
 ]

@@ -1,0 +1,227 @@
+"""Project pages: overview, configs, secrets (write-only), API keys (shown once), webhooks, members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from console.forms import ApiKeyForm, ConfigForm, MemberForm, SecretForm, WebhookForm
+from console.permissions import Role, get_project_or_404, project_allows, project_role
+from console.views.common import request_user
+from k8x_core.apikeys import apikey_create, apikey_revoke
+from k8x_core.configs import config_set, secret_set
+from k8x_core.models import ApiKey, Config, Membership, Project, Scope, Secret, Service, Webhook
+from k8x_core.projects import projects_visible
+from k8x_core.webhooks import webhook_create, webhook_curl_example, webhook_url
+
+
+def _context(request: HttpRequest, project: Project, tab: str, **extra: Any) -> dict[str, Any]:
+    user = request_user(request)
+    return {
+        "project": project,
+        "tab": tab,
+        "role": project_role(user=user, project=project),
+        "is_admin": project_allows(user=user, project=project, role=Role.ADMIN),
+        "is_owner": project_allows(user=user, project=project, role=Role.OWNER),
+        **extra,
+    }
+
+
+def _service_choice(project: Project, raw: str | None) -> Service | None:
+    if not raw:
+        return None
+    return get_object_or_404(Service, project=project, name=raw)
+
+
+@login_required
+@require_GET
+def project_list(request: HttpRequest) -> HttpResponse:
+    user = request_user(request)
+    projects = projects_visible(user=user).order_by("slug")
+    roles = dict(Membership.objects.filter(user_id=user.pk).values_list("project_id", "role"))
+    rows = [{"project": p, "role": "owner (staff)" if user.is_superuser else roles.get(p.pk)} for p in projects]
+    return render(request, "console/projects/list.html", {"rows": rows})
+
+
+@login_required
+@require_GET
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_or_404(request.user, slug)
+    services = Service.objects.filter(project=project).order_by("name")
+    return render(request, "console/projects/detail.html", _context(request, project, "overview", services=services))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_configs(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_or_404(request.user, slug)
+    form = ConfigForm(request.POST or None)
+    if request.method == "POST":
+        project = get_project_or_404(request.user, slug, Role.ADMIN)
+        if form.is_valid():
+            service = _service_choice(project, request.POST.get("service"))
+            if request.POST.get("delete"):
+                Config.objects.filter(
+                    project=project,
+                    service=service,
+                    key=form.cleaned_data["key"],
+                    scope=Scope.SERVICE if service else Scope.PROJECT,
+                ).delete()
+                messages.success(request, f"Config {form.cleaned_data['key']} removed.")
+            else:
+                config_set(
+                    key=form.cleaned_data["key"], value=form.cleaned_data["value"], project=project, service=service
+                )
+                messages.success(request, f"Config {form.cleaned_data['key']} saved.")
+            return redirect("console:project_configs", slug=slug)
+    entries = Config.objects.filter(project=project).select_related("service").order_by("service__name", "key")
+    services = Service.objects.filter(project=project).order_by("name")
+    return render(
+        request,
+        "console/projects/configs.html",
+        _context(request, project, "configs", form=form, entries=entries, services=services),
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_secrets(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_or_404(request.user, slug)
+    form = SecretForm(request.POST or None)
+    if request.method == "POST":
+        project = get_project_or_404(request.user, slug, Role.OWNER)
+        if form.is_valid():
+            service = _service_choice(project, request.POST.get("service"))
+            secret_set(key=form.cleaned_data["key"], value=form.cleaned_data["value"], project=project, service=service)
+            messages.success(request, f"Secret {form.cleaned_data['key']} saved. Its value is never shown again.")
+            return redirect("console:project_secrets", slug=slug)
+    entries = Secret.objects.filter(project=project).select_related("service").order_by("service__name", "key")
+    services = Service.objects.filter(project=project).order_by("name")
+    return render(
+        request,
+        "console/projects/secrets.html",
+        _context(request, project, "secrets", form=form, entries=entries, services=services),
+    )
+
+
+@login_required
+@require_POST
+def project_secret_delete(request: HttpRequest, slug: str, secret_id: int) -> HttpResponse:
+    project = get_project_or_404(request.user, slug, Role.OWNER)
+    secret = get_object_or_404(Secret, pk=secret_id, project=project)
+    secret.delete()
+    messages.success(request, f"Secret {secret.key} deleted.")
+    return redirect("console:project_secrets", slug=slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_apikeys(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_or_404(request.user, slug, Role.ADMIN)
+    form = ApiKeyForm(request.POST or None)
+    raw_key = None
+    if request.method == "POST" and form.is_valid():
+        _key, raw_key = apikey_create(project=project, name=form.cleaned_data["name"], created_by=request_user(request))
+        form = ApiKeyForm()
+    keys = ApiKey.objects.filter(project=project).order_by("-created_at")
+    response = render(
+        request,
+        "console/projects/apikeys.html",
+        _context(request, project, "apikeys", form=form, keys=keys, raw_key=raw_key),
+    )
+    # The key is on this page once: never let a cache or "back" show it again.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def project_apikey_revoke(request: HttpRequest, slug: str, key_id: int) -> HttpResponse:
+    project = get_project_or_404(request.user, slug, Role.ADMIN)
+    key = get_object_or_404(ApiKey, pk=key_id, project=project)
+    apikey_revoke(key=key)
+    messages.success(request, f"API key {key.name} revoked.")
+    return redirect("console:project_apikeys", slug=slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_webhooks(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_or_404(request.user, slug, Role.ADMIN)
+    form = WebhookForm(request.POST or None)
+    new_secret = None
+    base_url = request.build_absolute_uri("/").rstrip("/")
+    if request.method == "POST" and form.is_valid():
+        if Webhook.objects.filter(slug=form.cleaned_data["slug"]).exists():
+            form.add_error("slug", "That slug is taken (webhook slugs are global: they are the URL).")
+        else:
+            try:
+                with transaction.atomic():
+                    _hook, new_secret = webhook_create(project=project, **form.cleaned_data)
+            except IntegrityError:
+                form.add_error("slug", "That slug is taken.")
+            else:
+                form = WebhookForm()
+    hooks = [
+        {
+            "hook": h,
+            "url": webhook_url(webhook=h, base_url=base_url),
+            "curl": webhook_curl_example(webhook=h, base_url=base_url),
+        }
+        for h in Webhook.objects.filter(project=project).order_by("slug")
+    ]
+    response = render(
+        request,
+        "console/projects/webhooks.html",
+        _context(request, project, "webhooks", form=form, hooks=hooks, new_secret=new_secret),
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def project_webhook_delete(request: HttpRequest, slug: str, webhook_id: int) -> HttpResponse:
+    project = get_project_or_404(request.user, slug, Role.ADMIN)
+    hook = get_object_or_404(Webhook, pk=webhook_id, project=project)
+    hook.delete()
+    messages.success(request, f"Webhook {hook.slug} deleted.")
+    return redirect("console:project_webhooks", slug=slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_members(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_or_404(request.user, slug)
+    form = MemberForm(request.POST or None)
+    if request.method == "POST":
+        project = get_project_or_404(request.user, slug, Role.OWNER)
+        if form.is_valid():
+            Membership.objects.update_or_create(
+                project=project, user=form.cleaned_data["username"], defaults={"role": form.cleaned_data["role"]}
+            )
+            messages.success(request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}.")
+            return redirect("console:project_members", slug=slug)
+    members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+    return render(
+        request, "console/projects/members.html", _context(request, project, "members", form=form, members=members)
+    )
+
+
+@login_required
+@require_POST
+def project_member_remove(request: HttpRequest, slug: str, member_id: int) -> HttpResponse:
+    project = get_project_or_404(request.user, slug, Role.OWNER)
+    membership = get_object_or_404(Membership, pk=member_id, project=project)
+    if membership.role == Role.OWNER and Membership.objects.filter(project=project, role=Role.OWNER).count() == 1:
+        messages.error(request, "A project keeps at least one owner.")
+    else:
+        membership.delete()
+        messages.success(request, f"{membership.user} removed.")
+    return redirect("console:project_members", slug=slug)
