@@ -236,7 +236,8 @@ def event_accept(
 
     No database access (the web layer runs this off its main thread)."""
     prepared = events_prepare(events=events, sender=sender)
-    rate_limit_take(key=sender.rate_key, count=len(prepared))
+    if sender.rate_key:
+        rate_limit_take(key=sender.rate_key, count=len(prepared))
     try:
         kafka_produce_events(prepared, topic=topic)
     except KafkaMessageRejected as exc:

@@ -1,0 +1,56 @@
+"""``manage.py k8x_scheduler``: emit ``k8x.schedule`` events for services
+whose cron schedule is due (see k8x_core.scheduler). Several may run at
+once; each due time is emitted once. SIGTERM/SIGINT: finish the pass, exit 0."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import DatabaseError, close_old_connections
+
+from k8x_core.scheduler import schedule_process_one
+
+logger = logging.getLogger("k8x_core.scheduler")
+
+
+class Command(BaseCommand):
+    help = "Emit k8x.schedule events for services whose cron schedule is due."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--interval", type=float, default=2.0, help="seconds between passes (1 to 5)")
+        parser.add_argument("--once", action="store_true", help="one pass, then exit")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        interval = min(max(float(options["interval"]), 1.0), 5.0)
+        self.shutdown = False
+
+        def _stop(signum: int, _frame: FrameType | None) -> None:
+            logger.info("signal %s: stopping after this pass", signum)
+            self.shutdown = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        logger.info("scheduler running, a pass every %.1f s", interval)
+        backoff = interval
+        while not self.shutdown:
+            close_old_connections()
+            try:
+                emitted = schedule_process_one()
+                backoff = interval
+                if emitted:
+                    logger.info("emitted %d schedule event(s)", emitted)
+            except DatabaseError:
+                # The database is away: wait and try again, never crash.
+                logger.exception("scheduler pass failed; retrying")
+                backoff = min(backoff * 2, 30.0)
+            if options["once"]:
+                break
+            deadline = time.monotonic() + backoff
+            while not self.shutdown and time.monotonic() < deadline:
+                time.sleep(min(0.2, deadline - time.monotonic()))
+        logger.info("scheduler stopped")
