@@ -332,7 +332,8 @@ def repo_sync(
             GitRepository.objects.filter(pk=repo.pk).update(last_synced_at=timezone.now())
             return record
         root = checkout / repo.path if repo.path else checkout
-        if not root.is_dir():
+        # A symlinked path in the repository must not lead outside the checkout.
+        if not root.is_dir() or not root.resolve().is_relative_to(checkout.resolve()) or root.is_symlink():
             errors = [deploy.SpecError(file=repo.path, field="path", message="no such directory in the branch")]
             record = deploy.sync_failed(
                 project=repo.project,

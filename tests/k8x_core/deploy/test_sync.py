@@ -222,3 +222,17 @@ def test_repository_path_selects_a_subdirectory(project: Project, git_server: Gi
     record = repo_sync(repo=repo, validate_on_cluster=False)
     assert record.status == SyncRecord.Status.APPLIED, record.errors
     assert list(Service.objects.filter(project=project).values_list("name", flat=True)) == ["inner"]
+
+
+def test_a_symlinked_path_cannot_lead_outside_the_checkout(
+    project: Project, git_server: GitServer, work: WorkRepo, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    service_write(outside, "stolen")
+    (work.path / "deploy").symlink_to(outside)
+    work.commit_push("symlinked path")
+    repo = repo_create(project=project, name="sneaky", url=git_server.url("services"), path="deploy")
+    record = repo_sync(repo=repo, validate_on_cluster=False)
+    assert record.status == SyncRecord.Status.FAILED
+    assert record.errors[0]["field"] == "path"
+    assert not Service.objects.filter(project=project).exists()
