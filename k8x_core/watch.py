@@ -1,0 +1,683 @@
+"""Following runs on the cluster: status from Jobs and pods, and their logs.
+
+One cluster-wide watch on K8X-labelled Jobs and one on K8X-labelled pods
+(``app.kubernetes.io/managed-by=k8x``; ``--namespace`` narrows both to one
+namespace). A single cluster-wide watch pair scales with the number of objects,
+not of projects, and needs no restart when a project (namespace) is added.
+Each watch resumes from its last resourceVersion, lists again on ``410 Gone``
+and reconnects with backoff when the API is away. The watch threads only feed
+a queue; one thread applies changes to the database, so run updates are
+serialised and ``step()`` can be driven directly.
+
+Status mapping (``run_observe``, a pure function) reads the Job's conditions
+and its pods' container states:
+
+- ``Complete`` → succeeded;
+- ``Failed``/``FailureTarget`` with ``DeadlineExceeded`` → timed_out, otherwise
+  failed with the container's reason when it says more than ``Error`` (e.g.
+  ``OOMKilled``), else the Job's (``BackoffLimitExceeded``), and its exit code;
+- a container stuck in ``ImagePullBackOff``, ``InvalidImageName``,
+  ``ErrImageNeverPull``, ``CreateContainerConfigError`` or
+  ``CreateContainerError`` → failed with that reason, and the Job is deleted
+  (Kubernetes would keep retrying until the deadline);
+- a running container → running (``started_at`` = the first container start);
+- a Job that disappears while its run is not over → failed, ``JobVanished``.
+
+Logs: while a container runs, a thread follows its log (``timestamps=true``),
+publishes lines in small batches to the console's channel group and appends
+them to ``Run.log`` (so ``GET /api/runs/<id>/log`` shows what has arrived). When
+the run ends, the full log of every attempt (pod) is read and stored, up to
+K8X_LOG_CAP_BYTES (``log_truncated`` marks a cut), so it outlives the pods.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.models import F, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from k8x_core import jobspec, kube
+from k8x_core.launch import service_queue_advance
+from k8x_core.live import live_publish_log, live_publish_status
+from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, run_job_name
+from k8x_core.runs import run_transition
+
+log = logging.getLogger(__name__)
+
+FATAL_WAITING_REASONS = frozenset(
+    {
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+UNINFORMATIVE_EXIT_REASONS = frozenset({"", "Error", "Completed"})
+NOT_OVER = [RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING]
+
+
+# --- pure status mapping ------------------------------------------------------------
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+@dataclass
+class Observation:
+    """What the cluster says about a run."""
+
+    status: RunStatus
+    reason: str = ""
+    message: str = ""
+    exit_code: int | None = None
+    attempts: int = 0
+    pod_name: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    delete_job: bool = False
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def _container_statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    status = pod.get("status") or {}
+    return list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
+
+
+def _pod_sort_key(pod: dict[str, Any]) -> tuple[str, str]:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
+
+
+def _first_start(pods: Iterable[dict[str, Any]]) -> datetime | None:
+    starts: list[datetime] = []
+    for pod in pods:
+        for cs in _container_statuses(pod):
+            state = cs.get("state") or {}
+            for key in ("running", "terminated"):
+                t = parse_time((state.get(key) or {}).get("startedAt"))
+                if t:
+                    starts.append(t)
+    return min(starts) if starts else None
+
+
+def _last_termination(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The terminated state that explains the outcome: in the latest pod that has one,
+    the first container that failed, else its first terminated container."""
+    for pod in reversed(pods):
+        terminated: list[dict[str, Any]] = []
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            t = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
+            if t:
+                terminated.append(t)
+        if not terminated:
+            continue
+        failed = [t for t in terminated if t.get("exitCode")]
+        return failed[0] if failed else terminated[0]
+    return None
+
+
+def run_observe(job: dict[str, Any], pods: list[dict[str, Any]]) -> Observation:
+    """The run's state from its Job and the Job's pods."""
+    pods = sorted(pods, key=_pod_sort_key)
+    jstatus = job.get("status") or {}
+    counted = int(jstatus.get("active") or 0) + int(jstatus.get("failed") or 0) + int(jstatus.get("succeeded") or 0)
+    attempts = max(len(pods), counted)
+    pod_name = str((pods[-1].get("metadata") or {}).get("name") or "") if pods else ""
+    started = _first_start(pods)
+    conditions = {
+        c.get("type"): c for c in jstatus.get("conditions") or [] if str(c.get("status")) == "True" and c.get("type")
+    }
+    base: dict[str, Any] = {"attempts": attempts, "pod_name": pod_name, "started_at": started}
+
+    done = conditions.get("Complete") or conditions.get("SuccessCriteriaMet")
+    if done:
+        finished = parse_time(jstatus.get("completionTime")) or parse_time(done.get("lastTransitionTime"))
+        return Observation(status=RunStatus.SUCCEEDED, exit_code=0, finished_at=finished, **base)
+
+    failed = conditions.get("Failed") or conditions.get("FailureTarget")
+    if failed:
+        job_reason = str(failed.get("reason") or "Failed")
+        job_message = str(failed.get("message") or "")
+        term = _last_termination(pods)
+        exit_code = int(term["exitCode"]) if term and term.get("exitCode") is not None else None
+        finished = parse_time(failed.get("lastTransitionTime"))
+        if job_reason == "DeadlineExceeded":
+            return Observation(
+                status=RunStatus.TIMED_OUT,
+                reason=job_reason,
+                message=job_message,
+                exit_code=exit_code,
+                finished_at=finished,
+                **base,
+            )
+        reason = job_reason
+        message = job_message
+        term_reason = str((term or {}).get("reason") or "")
+        if term_reason not in UNINFORMATIVE_EXIT_REASONS:
+            reason = term_reason
+            message = f"{job_reason}: {job_message}" if job_message else job_reason
+        return Observation(
+            status=RunStatus.FAILED,
+            reason=reason,
+            message=message,
+            exit_code=exit_code,
+            finished_at=finished,
+            **base,
+        )
+
+    running = False
+    for pod in pods:
+        phase = (pod.get("status") or {}).get("phase")
+        for cs in _container_statuses(pod):
+            state = cs.get("state") or {}
+            waiting = state.get("waiting") or {}
+            if waiting.get("reason") in FATAL_WAITING_REASONS and phase not in ("Succeeded", "Failed"):
+                return Observation(
+                    status=RunStatus.FAILED,
+                    reason=str(waiting["reason"]),
+                    message=str(waiting.get("message") or ""),
+                    finished_at=timezone.now(),
+                    delete_job=True,
+                    **base,
+                )
+            if state.get("running") or state.get("terminated"):
+                running = True
+        if phase in ("Running", "Succeeded", "Failed"):
+            running = True
+    if running:
+        return Observation(status=RunStatus.RUNNING, **base)
+    return Observation(status=RunStatus.STARTING, **base)
+
+
+# --- logs -------------------------------------------------------------------------------
+
+
+def _log_cap() -> int:
+    return int(getattr(settings, "K8X_LOG_CAP_BYTES", 5 * 1024 * 1024))
+
+
+def _cap(text: str, cap: int) -> tuple[str, bool]:
+    data = text.encode()
+    if len(data) <= cap:
+        return text, False
+    cut = data[:cap].decode("utf-8", "ignore")
+    # Never keep half a line.
+    if "\n" in cut:
+        cut = cut[: cut.rindex("\n") + 1]
+    return cut, True
+
+
+def _container_names(pod: dict[str, Any]) -> list[str]:
+    spec = pod.get("spec") or {}
+    return [str(c.get("name")) for c in list(spec.get("initContainers") or []) + list(spec.get("containers") or [])]
+
+
+def run_log_collect(*, namespace: str, pods: list[dict[str, Any]]) -> tuple[str, bool]:
+    """The log of every attempt (pod) and container, timestamped, in order. The flag
+    says whether some pod's log could not be read (e.g. the pod is gone)."""
+    pods = sorted(pods, key=_pod_sort_key)
+    parts: list[str] = []
+    missing = False
+    for i, pod in enumerate(pods, start=1):
+        name = str((pod.get("metadata") or {}).get("name") or "")
+        names = _container_names(pod)
+        if len(pods) > 1:
+            created = str((pod.get("metadata") or {}).get("creationTimestamp") or "")
+            parts.append(f"{created} --- attempt {i}: pod {name} ---\n")
+        for cname in names:
+            try:
+                text = kube.pod_log_read(namespace=namespace, name=name, container=cname)
+            except (kube.KubeNotFound, kube.KubeInvalid):
+                # Gone, or a container that never started ("waiting to start").
+                missing = True
+                continue
+            if len(names) > 1:
+                text = "".join(_prefix_line(line, cname) for line in text.splitlines(keepends=True))
+            if text and not text.endswith("\n"):
+                text += "\n"
+            parts.append(text)
+    return "".join(parts), missing
+
+
+def _prefix_line(line: str, container: str) -> str:
+    ts, sep, rest = line.partition(" ")
+    return f"{ts} [{container}] {rest}" if sep else f"[{container}] {line}"
+
+
+def run_log_store_final(*, run_id: uuid.UUID | str, namespace: str, pods: list[dict[str, Any]] | None = None) -> None:
+    """Store the full log of the run's pods (all attempts) in ``Run.log``, capped. Keeps
+    what was followed live when the pods' logs are no longer all readable and the
+    followed log is longer."""
+    if pods is None:
+        pods, _ = kube.pod_list(namespace=namespace, label_selector=f"{jobspec.LABEL_RUN_ID}={run_id}")
+    text, missing = run_log_collect(namespace=namespace, pods=pods)
+    capped, truncated = _cap(text, _log_cap())
+    if missing:
+        current = Run.objects.filter(pk=run_id).values_list("log", flat=True).first() or ""
+        if len(current) >= len(capped):
+            return
+    Run.objects.filter(pk=run_id).update(log=capped, log_truncated=truncated)
+
+
+class LogFollower(threading.Thread):
+    """Follows one container's log while it runs: batches go to the console's channel
+    group and are appended to Run.log (until the run ends or the cap is reached)."""
+
+    FLUSH_SECONDS = 0.25
+    FLUSH_LINES = 200
+
+    def __init__(
+        self, *, watcher: Watcher, run_id: str, namespace: str, pod: str, container: str, prefix: bool
+    ) -> None:
+        super().__init__(name=f"log-{pod}-{container}", daemon=True)
+        self.watcher = watcher
+        self.run_id = run_id
+        self.namespace = namespace
+        self.pod = pod
+        self.container = container
+        self.prefix = prefix
+
+    def run(self) -> None:
+        try:
+            self._follow()
+        except Exception:
+            log.warning("log follow of %s/%s failed", self.pod, self.container, exc_info=True)
+        finally:
+            self.watcher.follower_done(self)
+            connection.close()
+
+    def _follow(self) -> None:
+        batch: list[str] = []
+        last_flush = time.monotonic()
+        for line in kube.pod_log_stream(namespace=self.namespace, name=self.pod, container=self.container):
+            batch.append(_prefix_line(line, self.container) if self.prefix else line)
+            now = time.monotonic()
+            if len(batch) >= self.FLUSH_LINES or now - last_flush >= self.FLUSH_SECONDS:
+                self._flush(batch)
+                batch = []
+                last_flush = now
+            if self.watcher.stopping.is_set():
+                break
+        self._flush(batch)
+
+    def _flush(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        live_publish_log(run_id=self.run_id, lines=lines)
+        self.watcher.log_append(self.run_id, lines)
+
+
+# --- the watcher ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Msg:
+    kind: str  # "jobs" | "pods"
+    event: str  # ADDED | MODIFIED | DELETED | RELIST
+    obj: dict[str, Any] | None = None
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _run_id_of(obj: dict[str, Any]) -> str | None:
+    rid = ((obj.get("metadata") or {}).get("labels") or {}).get(jobspec.LABEL_RUN_ID)
+    return str(rid) if rid else None
+
+
+class Watcher:
+    """Keeps runs in step with their Jobs and pods. ``start()`` the watch threads, then
+    call ``step()`` in a loop (``run_forever``)."""
+
+    VANISHED_CHECK_SECONDS = 15.0
+
+    def __init__(self, *, namespace: str | None = None, follow_logs: bool = True) -> None:
+        self.namespace = namespace
+        self.follow_logs = follow_logs
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, dict[str, dict[str, Any]]] = {}
+        self.inbox: queue.Queue[_Msg] = queue.Queue()
+        self.stopping = threading.Event()
+        self.synced = {"jobs": threading.Event(), "pods": threading.Event()}
+        self._threads: list[threading.Thread] = []
+        self._followers: dict[tuple[str, str, str], LogFollower] = {}
+        self._followers_lock = threading.Lock()
+        self._log_bytes: dict[str, int] = {}
+        self._log_lock = threading.Lock()
+        self._finished: set[str] = set()
+        self._last_vanished_check = 0.0
+
+    # --- watch threads -------------------------------------------------------------
+
+    def start(self) -> None:
+        for kind in ("jobs", "pods"):
+            t = threading.Thread(target=self._watch_loop, args=(kind,), name=f"watch-{kind}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _list(self, kind: str) -> tuple[list[dict[str, Any]], str]:
+        selector = jobspec.MANAGED_SELECTOR
+        if kind == "jobs":
+            return kube.job_list(namespace=self.namespace, label_selector=selector)
+        return kube.pod_list(namespace=self.namespace, label_selector=selector)
+
+    def _watch_loop(self, kind: str) -> None:
+        path = kube.jobs_path(self.namespace) if kind == "jobs" else kube.pods_path(self.namespace)
+        rv = ""
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                if not rv:
+                    items, rv = self._list(kind)
+                    self.inbox.put(_Msg(kind=kind, event="RELIST", items=items))
+                    self.synced[kind].set()
+                for ev in kube.watch(path=path, label_selector=jobspec.MANAGED_SELECTOR, resource_version=rv):
+                    obj = ev.get("object") or {}
+                    new_rv = (obj.get("metadata") or {}).get("resourceVersion")
+                    if new_rv:
+                        rv = str(new_rv)
+                    if ev.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        self.inbox.put(_Msg(kind=kind, event=str(ev["type"]), obj=obj))
+                    if self.stopping.is_set():
+                        return
+                backoff = 0.5
+            except kube.KubeGone:
+                log.info("%s watch: resourceVersion too old, listing again", kind)
+                rv = ""
+            except Exception:
+                log.warning("%s watch failed; reconnecting in %.1fs", kind, backoff, exc_info=True)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    # --- the processing thread --------------------------------------------------------
+
+    def run_forever(self) -> None:
+        self.start()
+        while not self.stopping.is_set():
+            self.step(timeout=1.0)
+
+    def step(self, *, timeout: float = 1.0) -> int:
+        """Apply what the watches brought (waiting up to ``timeout`` for the first
+        message), then update the runs concerned. Returns how many runs were looked at."""
+        dirty: set[str] = set()
+        try:
+            msg = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            msg = None
+        deleted: dict[str, dict[str, Any]] = {}
+        while msg is not None:
+            self._apply(msg, dirty, deleted)
+            try:
+                msg = self.inbox.get_nowait()
+            except queue.Empty:
+                msg = None
+        close_old_connections()
+        for run_id in sorted(dirty):
+            try:
+                self.run_sync(run_id, deleted_job=deleted.get(run_id))
+            except kube.KubeUnavailable:
+                log.warning("run %s: cluster unavailable while syncing; will retry", run_id, exc_info=True)
+            except Exception:
+                log.exception("run %s: sync failed", run_id)
+        if time.monotonic() - self._last_vanished_check > self.VANISHED_CHECK_SECONDS and all(
+            e.is_set() for e in self.synced.values()
+        ):
+            self._last_vanished_check = time.monotonic()
+            self.check_vanished()
+        return len(dirty)
+
+    def _apply(self, msg: _Msg, dirty: set[str], deleted: dict[str, dict[str, Any]]) -> None:
+        if msg.event == "RELIST":
+            if msg.kind == "jobs":
+                dirty.update(self.jobs)
+                self.jobs = {}
+                for obj in msg.items:
+                    rid = _run_id_of(obj)
+                    if rid:
+                        self.jobs[rid] = obj
+                        dirty.add(rid)
+            else:
+                dirty.update(self.pods)
+                self.pods = {}
+                for obj in msg.items:
+                    rid = _run_id_of(obj)
+                    if rid:
+                        self.pods.setdefault(rid, {})[obj["metadata"]["name"]] = obj
+                        dirty.add(rid)
+            return
+        obj = msg.obj or {}
+        rid = _run_id_of(obj)
+        if not rid:
+            return
+        dirty.add(rid)
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        if msg.kind == "jobs":
+            if msg.event == "DELETED":
+                self.jobs.pop(rid, None)
+                deleted[rid] = obj
+            else:
+                self.jobs[rid] = obj
+        elif msg.event == "DELETED":
+            # Keep the pod's last state until its Job goes: it still explains the outcome.
+            self.pods.setdefault(rid, {})[name] = obj
+        else:
+            self.pods.setdefault(rid, {})[name] = obj
+
+    def run_sync(self, run_id: str, *, deleted_job: dict[str, Any] | None = None) -> None:
+        """Bring one run in step with its Job and pods."""
+        if run_id in self._finished:
+            if deleted_job is not None:
+                # The Job is gone for good (TTL or cancel): nothing more to follow.
+                self._forget(run_id)
+                self._finished.discard(run_id)
+            return
+        try:
+            uuid.UUID(run_id)
+        except ValueError:
+            return
+        run = Run.objects.select_related("service__project").filter(pk=run_id).first()
+        if run is None:
+            # Another K8X's (or a deleted run's) Job.
+            self._forget(run_id)
+            return
+        if run.status in TERMINAL_STATUSES:
+            self._finish_local(run_id, deleted=deleted_job is not None)
+            return
+        job = self.jobs.get(run_id)
+        pods = list(self.pods.get(run_id, {}).values())
+        if job is None and deleted_job is not None:
+            obs = run_observe(deleted_job, pods)
+            if not obs.is_terminal:
+                obs = Observation(
+                    status=RunStatus.FAILED,
+                    reason="JobVanished",
+                    message="the Job was deleted before the run ended",
+                    attempts=obs.attempts,
+                    pod_name=obs.pod_name,
+                    started_at=obs.started_at,
+                    finished_at=timezone.now(),
+                )
+            self.apply(run, obs, pods=pods)
+            self.pods.pop(run_id, None)
+            return
+        if job is None:
+            return
+        obs = run_observe(job, pods)
+        self.apply(run, obs, pods=pods)
+        if self.follow_logs and not obs.is_terminal:
+            self._follow(run, pods)
+
+    def apply(self, run: Run, obs: Observation, *, pods: list[dict[str, Any]]) -> bool:
+        """Write an observation to the run (forward moves only). True if it changed status."""
+        namespace = run.service.project.namespace
+        fields: dict[str, Any] = {"attempts": obs.attempts, "job_name": run_job_name(run.pk)}
+        if obs.pod_name:
+            fields["pod_name"] = obs.pod_name
+        if obs.status == RunStatus.STARTING:
+            return False
+        if obs.status == RunStatus.RUNNING:
+            if run.status == RunStatus.RUNNING:
+                if run.attempts != obs.attempts or (obs.pod_name and run.pod_name != obs.pod_name):
+                    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields)
+                return False
+            began = obs.started_at or timezone.now()
+            if run_transition(run_id=run.pk, to=RunStatus.RUNNING, started_at=began, **fields):
+                self._publish(run, RunStatus.RUNNING, started_at=began.isoformat())
+                return True
+            return False
+        # Terminal.
+        finished = obs.finished_at or timezone.now()
+        started: datetime | None = run.started_at or obs.started_at
+        if started and started > finished:
+            started = finished
+        moved = run_transition(
+            run_id=run.pk,
+            to=obs.status,
+            exit_code=obs.exit_code,
+            reason=obs.reason[:100],
+            message=obs.message,
+            finished_at=finished,
+            started_at=started,
+            **fields,
+        )
+        if obs.delete_job:
+            kube.job_delete(namespace=namespace, name=run_job_name(run.pk), propagation="Background")
+        if not moved:
+            return False
+        try:
+            run_log_store_final(run_id=run.pk, namespace=namespace, pods=pods or None)
+        except kube.KubeError:
+            log.warning("run %s: final log not stored", run.pk, exc_info=True)
+        self._publish(
+            run,
+            obs.status,
+            exit_code=obs.exit_code,
+            reason=obs.reason,
+            started_at=started.isoformat() if started else None,
+            finished_at=finished.isoformat(),
+        )
+        self._finish_local(str(run.pk), deleted=False)
+        service_queue_advance(service_id=run.service_id)
+        return True
+
+    def _publish(self, run: Run, status: str, **extra: Any) -> None:
+        live_publish_status(
+            run_id=run.pk, project_id=run.service.project_id, service=run.service.name, status=status, **extra
+        )
+
+    def _finish_local(self, run_id: str, *, deleted: bool) -> None:
+        self._finished.add(run_id)
+        with self._log_lock:
+            self._log_bytes.pop(run_id, None)
+        if deleted:
+            self._forget(run_id)
+
+    def _forget(self, run_id: str) -> None:
+        self.jobs.pop(run_id, None)
+        self.pods.pop(run_id, None)
+
+    def check_vanished(self) -> int:
+        """Fail the runs the database thinks are starting/running whose Job is gone."""
+        cutoff = timezone.now() - settings_vanish_grace()
+        candidates = Run.objects.filter(status__in=list(ACTIVE_STATUSES), updated_at__lt=cutoff).select_related(
+            "service__project"
+        )
+        if self.namespace:
+            candidates = candidates.filter(service__project__namespace=self.namespace)
+        failed = 0
+        for run in candidates[:500]:
+            rid = str(run.pk)
+            if rid in self.jobs:
+                continue
+            try:
+                kube.job_get(namespace=run.service.project.namespace, name=run_job_name(run.pk))
+                continue
+            except kube.KubeNotFound:
+                pass
+            obs = Observation(
+                status=RunStatus.FAILED,
+                reason="JobVanished",
+                message="the run's Job no longer exists",
+                finished_at=timezone.now(),
+                attempts=run.attempts,
+                pod_name=run.pod_name,
+            )
+            if self.apply(run, obs, pods=list(self.pods.get(rid, {}).values())):
+                failed += 1
+        return failed
+
+    # --- log following ---------------------------------------------------------------------
+
+    def _follow(self, run: Run, pods: list[dict[str, Any]]) -> None:
+        namespace = run.service.project.namespace
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            if meta.get("deletionTimestamp") and (pod.get("status") or {}).get("phase") not in ("Running",):
+                continue
+            names = _container_names(pod)
+            for cs in _container_statuses(pod):
+                state = cs.get("state") or {}
+                if not state.get("running"):
+                    continue
+                key = (str(pod["metadata"]["name"]), str(cs.get("name")), str(cs.get("containerID") or ""))
+                with self._followers_lock:
+                    if key in self._followers:
+                        continue
+                    follower = LogFollower(
+                        watcher=self,
+                        run_id=str(run.pk),
+                        namespace=namespace,
+                        pod=key[0],
+                        container=key[1],
+                        prefix=len(names) > 1,
+                    )
+                    self._followers[key] = follower
+                with self._log_lock:
+                    self._log_bytes.setdefault(str(run.pk), len((run.log or "").encode()))
+                follower.start()
+
+    def follower_done(self, follower: LogFollower) -> None:
+        # The key stays: a container is followed once (a restart is a new containerID).
+        pass
+
+    def log_append(self, run_id: str, lines: list[str]) -> None:
+        """Append followed lines to Run.log while the run is not over, within the cap."""
+        text = "".join(line + "\n" for line in lines)
+        cap = _log_cap()
+        with self._log_lock:
+            used = self._log_bytes.get(run_id)
+            if used is None or used >= cap:
+                return
+            text, truncated = _cap(text, cap - used)
+            self._log_bytes[run_id] = cap if truncated else used + len(text.encode())
+        update: dict[str, Any] = {"log": Concat(F("log"), Value(text))}
+        if truncated:
+            update["log_truncated"] = True
+        Run.objects.filter(pk=run_id, status__in=NOT_OVER).update(**update)
+
+
+def settings_vanish_grace() -> timedelta:
+    return timedelta(seconds=float(getattr(settings, "K8X_VANISHED_GRACE_SECONDS", 10)))

@@ -1,0 +1,122 @@
+"""Status mapping from a Job and its pods: pure-function tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from k8x_core.models import RunStatus
+from k8x_core.watch import _cap, run_observe
+
+
+def _job(*conditions: dict[str, Any], **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "k8x-run-x"}, "status": {"conditions": list(conditions), **status}}
+
+
+def _cond(type_: str, reason: str = "", message: str = "") -> dict[str, Any]:
+    return {
+        "type": type_,
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2026-11-24T10:00:09Z",
+    }
+
+
+def _pod(name: str, created: str, *, state: dict[str, Any], phase: str = "Running") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "spec": {"containers": [{"name": "main"}]},
+        "status": {"phase": phase, "containerStatuses": [{"name": "main", "state": state}]},
+    }
+
+
+def _terminated(code: int, reason: str = "Error") -> dict[str, Any]:
+    return {
+        "terminated": {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": "2026-11-24T10:00:01Z",
+            "finishedAt": "2026-11-24T10:00:02Z",
+        }
+    }
+
+
+def test_nothing_yet_is_starting() -> None:
+    obs = run_observe(_job(), [])
+    assert obs.status == RunStatus.STARTING
+    assert obs.attempts == 0
+
+
+def test_running_container_is_running_with_start_time() -> None:
+    pod = _pod("p1", "2026-11-24T10:00:00Z", state={"running": {"startedAt": "2026-11-24T10:00:01Z"}})
+    obs = run_observe(_job(active=1), [pod])
+    assert obs.status == RunStatus.RUNNING
+    assert obs.pod_name == "p1"
+    assert obs.started_at is not None and obs.started_at.isoformat() == "2026-11-24T10:00:01+00:00"
+    assert obs.attempts == 1
+
+
+def test_complete_is_succeeded() -> None:
+    pod = _pod("p1", "2026-11-24T10:00:00Z", state=_terminated(0, "Completed"), phase="Succeeded")
+    obs = run_observe(_job(_cond("Complete"), succeeded=1, completionTime="2026-11-24T10:00:03Z"), [pod])
+    assert obs.status == RunStatus.SUCCEEDED
+    assert obs.exit_code == 0
+    assert obs.finished_at is not None and obs.finished_at.second == 3
+
+
+def test_backoff_limit_is_failed_with_exit_code_and_attempts() -> None:
+    pods = [
+        _pod("p2", "2026-11-24T10:00:05Z", state=_terminated(3), phase="Failed"),
+        _pod("p1", "2026-11-24T10:00:00Z", state=_terminated(3), phase="Failed"),
+    ]
+    job = _job(_cond("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"), failed=2)
+    obs = run_observe(job, pods)
+    assert obs.status == RunStatus.FAILED
+    assert obs.reason == "BackoffLimitExceeded"
+    assert obs.exit_code == 3
+    assert obs.attempts == 2
+    assert obs.pod_name == "p2"
+
+
+def test_oom_killed_reason_wins_over_backoff_limit() -> None:
+    pod = _pod("p1", "2026-11-24T10:00:00Z", state=_terminated(137, "OOMKilled"), phase="Failed")
+    obs = run_observe(_job(_cond("Failed", "BackoffLimitExceeded", "limit"), failed=1), [pod])
+    assert obs.status == RunStatus.FAILED
+    assert obs.reason == "OOMKilled"
+    assert obs.exit_code == 137
+    assert "BackoffLimitExceeded" in obs.message
+
+
+def test_deadline_exceeded_is_timed_out() -> None:
+    pod = _pod("p1", "2026-11-24T10:00:00Z", state={"running": {"startedAt": "2026-11-24T10:00:01Z"}})
+    obs = run_observe(_job(_cond("FailureTarget", "DeadlineExceeded", "Job was active longer")), [pod])
+    assert obs.status == RunStatus.TIMED_OUT
+    assert obs.reason == "DeadlineExceeded"
+
+
+def test_image_pull_backoff_fails_and_asks_to_delete_the_job() -> None:
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "nope"'}}
+    obs = run_observe(_job(active=1), [_pod("p1", "2026-11-24T10:00:00Z", state=waiting, phase="Pending")])
+    assert obs.status == RunStatus.FAILED
+    assert obs.reason == "ImagePullBackOff"
+    assert "nope" in obs.message
+    assert obs.delete_job
+
+
+def test_err_image_pull_alone_is_not_yet_final() -> None:
+    waiting = {"waiting": {"reason": "ErrImagePull", "message": "x"}}
+    obs = run_observe(_job(active=1), [_pod("p1", "2026-11-24T10:00:00Z", state=waiting, phase="Pending")])
+    assert obs.status == RunStatus.STARTING
+
+
+def test_create_container_config_error_fails() -> None:
+    waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "s" not found'}}
+    obs = run_observe(_job(active=1), [_pod("p1", "2026-11-24T10:00:00Z", state=waiting, phase="Pending")])
+    assert obs.status == RunStatus.FAILED
+    assert obs.reason == "CreateContainerConfigError"
+
+
+def test_log_cap_keeps_whole_lines() -> None:
+    text = "a" * 10 + "\n" + "b" * 10 + "\n"
+    assert _cap(text, 100) == (text, False)
+    assert _cap(text, 15) == ("a" * 10 + "\n", True)
