@@ -38,7 +38,6 @@ class Command(BaseCommand):
         logger.info("scheduler running, a pass every %.1f s", interval)
         backoff = interval
         while not self.shutdown:
-            close_old_connections()
             try:
                 emitted = schedule_process_one()
                 backoff = interval
@@ -50,6 +49,8 @@ class Command(BaseCommand):
                 backoff = min(backoff * 2, 30.0)
             if options["once"]:
                 break
+            # Like a request boundary: drop connections that broke or aged out.
+            close_old_connections()
             deadline = time.monotonic() + backoff
             while not self.shutdown and time.monotonic() < deadline:
                 time.sleep(min(0.2, deadline - time.monotonic()))
