@@ -236,3 +236,15 @@ def test_a_symlinked_path_cannot_lead_outside_the_checkout(
     assert record.status == SyncRecord.Status.FAILED
     assert record.errors[0]["field"] == "path"
     assert not Service.objects.filter(project=project).exists()
+
+
+def test_k8x_sync_command_prints_what_changed(project: Project, git_server: GitServer, work: WorkRepo) -> None:
+    commit = _two_services(work)
+    repo_create(project=project, name="services", url=git_server.url("services"))
+    out = StringIO()
+    call_command("k8x_sync", "--project", project.slug, "--no-cluster-validation", stdout=out)
+    text = out.getvalue()
+    assert f"{project.slug}/services: applied {commit[:12]}: 2 created, 0 updated, 0 deactivated, 0 unchanged" in text
+    assert "  create billing" in text and "  create orders" in text
+    with pytest.raises(CommandError, match="no matching repository"):
+        call_command("k8x_sync", "--project", "no-such-project")
