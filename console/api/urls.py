@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from console.api import views
+from console.api import logs, views
 
 app_name = "api"
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -13,5 +13,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("runs/<uuid:run_id>", views.run_status, name="run"),
     path("correlations/<str:correlation_id>", views.correlation_status, name="correlation"),
     path("openapi.json", views.openapi, name="openapi"),
-    # runs/<uuid:run_id>/log: the run's log (text/plain), added by the launcher.
+    path("runs/<uuid:run_id>/log", logs.run_log, name="run_log"),
 ]

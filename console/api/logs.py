@@ -1,0 +1,35 @@
+"""``GET /api/runs/<id>/log``: a run's log as text/plain.
+
+While the run is live this is what the watcher has followed so far; once the
+run ended it is the stored log of all attempts (it outlives the pods). Same
+authentication and visibility as ``GET /api/runs/<id>``."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+
+from console.api.views import _refused, _viewer_projects, error_response
+from k8x_core.ingest import IngestRefused
+from k8x_core.models import Run
+
+
+@require_GET
+def run_log(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    try:
+        allowed = _viewer_projects(request)
+    except IngestRefused as exc:
+        return _refused(exc)
+    runs = Run.objects.filter(pk=run_id)
+    if allowed is not None:
+        runs = runs.filter(service__project_id__in=allowed)
+    row = runs.values("log", "log_truncated", "status").first()
+    if row is None:
+        return error_response(404, f"no run {run_id} visible to you", field="id")
+    response = HttpResponse(row["log"], content_type="text/plain; charset=utf-8")
+    response["X-K8X-Run-Status"] = row["status"]
+    response["X-K8X-Log-Truncated"] = "true" if row["log_truncated"] else "false"
+    response["Cache-Control"] = "no-store"
+    return response
