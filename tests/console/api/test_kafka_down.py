@@ -43,7 +43,7 @@ def test_kafka_down_then_back(client, topic, api_key, settings):
         subprocess.run([str(SERVICES / "start.sh"), "kafka"], check=True, timeout=300)
     # Same process, same producer: it reconnects by itself.
     deadline = time.monotonic() + 60
-    accepted = []
+    accepted: list[str] = []
     while time.monotonic() < deadline and not accepted:
         event_id = f"after-{uuid.uuid4().hex}"
         resp, _ = _post(client, api_key, event_id)

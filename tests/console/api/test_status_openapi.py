@@ -146,7 +146,7 @@ def test_schemathesis(live_server, settings):
     operations = 0
     seen: dict[str, set[int]] = {}
     for result in schema.get_all_operations():
-        operation = result.ok()
+        operation = result.ok()  # type: ignore[union-attr]  # an Err raises here, failing the test
         if operation.path.endswith("/log"):
             continue  # served by the launcher's view, tested there
         operations += 1

@@ -28,6 +28,11 @@ class Record:
         return sdk_kafka.from_binary(sdk_kafka.KafkaMessage(self.headers, self.key, self.value), JSONFormat())
 
 
+def _headers(raw) -> dict[str, bytes]:
+    items = raw.items() if isinstance(raw, dict) else (raw or [])
+    return {k: v for k, v in items if isinstance(v, bytes)}
+
+
 def topic_create(name: str, partitions: int = 3) -> None:
     admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
@@ -84,10 +89,10 @@ def topic_read(name: str, expected: int, timeout: float = 20.0) -> list[Record]:
             records.append(
                 Record(
                     key=msg.key(),
-                    headers=dict(msg.headers() or []),
+                    headers=_headers(msg.headers()),
                     value=msg.value() or b"",
-                    partition=msg.partition(),
-                    offset=msg.offset(),
+                    partition=msg.partition() or 0,
+                    offset=msg.offset() or 0,
                 )
             )
         return records
