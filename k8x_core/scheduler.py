@@ -112,9 +112,13 @@ def schedule_process_one(*, now: datetime | None = None) -> int:
 
 
 def schedule_retry_stale(*, now: datetime) -> int:
-    """Emit claimed ticks whose emission failed or whose scheduler died."""
+    """Emit claimed ticks whose emission failed or whose scheduler died.
+
+    Staleness is measured on the wall clock (``created_at`` is set by the
+    database row's save), whatever ``now`` a caller passes for due times."""
     emitted = 0
-    cutoff = now - timedelta(seconds=STALE_TICK_SECONDS)
+    wall = timezone.now()
+    cutoff = wall - timedelta(seconds=STALE_TICK_SECONDS)
     stale = ScheduleTick.objects.select_related("service__project").filter(event_id="", created_at__lt=cutoff)
     for tick in stale[:100]:
         if ScheduleTick.objects.filter(service_id=tick.service_id, due_at__gt=tick.due_at).exists():
@@ -122,7 +126,10 @@ def schedule_retry_stale(*, now: datetime) -> int:
             ScheduleTick.objects.filter(pk=tick.pk, event_id="").update(event_id=SKIPPED)
             continue
         # Claim the retry: only one scheduler moves created_at forward.
-        if ScheduleTick.objects.filter(pk=tick.pk, event_id="", created_at=tick.created_at).update(created_at=now) != 1:
+        if (
+            ScheduleTick.objects.filter(pk=tick.pk, event_id="", created_at=tick.created_at).update(created_at=wall)
+            != 1
+        ):
             continue
         emitted += _emit(tick=tick, service=tick.service, now=now)
     return emitted

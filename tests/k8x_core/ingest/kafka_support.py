@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from cloudevents.core.bindings import kafka as sdk_kafka
 from cloudevents.core.formats.json import JSONFormat
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 BOOTSTRAP = "127.0.0.1:9092"
@@ -52,8 +52,20 @@ def topic_delete(name: str) -> None:
         admin.delete_topics([name])[name].result(timeout=10)
 
 
-def topic_count(name: str) -> int:
-    """Messages in the topic (sum of high watermarks)."""
+def topic_count(name: str, attempts: int = 20) -> int:
+    """Messages in the topic (sum of high watermarks). Retries while the
+    broker is briefly without a leader (e.g. another test restarting it)."""
+    for attempt in range(attempts):
+        try:
+            return _topic_count(name)
+        except KafkaException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def _topic_count(name: str) -> int:
     consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"test-{uuid.uuid4().hex}"})
     try:
         meta = consumer.list_topics(name, timeout=10)

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from k8x_core.models import ScheduleTick, Service
 from k8x_core.projects import project_ensure
@@ -122,8 +123,10 @@ def test_tick_not_acknowledged_is_retried_later(topic, settings):
     assert ScheduleTick.objects.get(service=service).event_id == ""
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
     settings.K8X_PRODUCE_TIMEOUT_SECONDS = 5.0
-    ScheduleTick.objects.filter(service=service).update(created_at=now)
-    assert schedule_process_one(now=now + timedelta(seconds=10)) == 0  # not stale yet
-    assert schedule_process_one(now=now + timedelta(seconds=40)) == 1
+    assert schedule_process_one(now=now + timedelta(seconds=10)) == 0  # claimed just now: not stale yet
+    # As if the failed attempt was a minute ago.
+    ScheduleTick.objects.filter(service=service).update(created_at=timezone.now() - timedelta(seconds=60))
+    assert schedule_process_one(now=now + timedelta(seconds=70)) == 1
+    assert schedule_process_one(now=now + timedelta(seconds=80)) == 0
     [record] = topic_read(topic, 1)
     assert record.sdk_event().get_data()["scheduled_time"] == "2030-01-01T10:05:00Z"
