@@ -59,6 +59,9 @@ K8X_EVENTS_URL = env.str("K8X_EVENTS_URL", default="http://10.244.0.1:8000/api/e
 K8X_RUN_TOKEN_TTL_SECONDS = env.int("K8X_RUN_TOKEN_TTL_SECONDS", default=6 * 3600)
 K8X_RECONCILE_AFTER_SECONDS = env.int("K8X_RECONCILE_AFTER_SECONDS", default=60)
 K8X_GIT_SYNC_INTERVAL_SECONDS = env.int("K8X_GIT_SYNC_INTERVAL_SECONDS", default=0)
+K8X_GIT_TIMEOUT_SECONDS = env.int("K8X_GIT_TIMEOUT_SECONDS", default=120)
+# Dry-run each deployment.yaml on the API server during a sync.
+K8X_GIT_VALIDATE_ON_CLUSTER = env.bool("K8X_GIT_VALIDATE_ON_CLUSTER", default=True)
 K8X_QUEUE = env.str("K8X_QUEUE", default="k8x")
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
