@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 import jsonschema
-import yaml
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import transaction
 from django.utils import timezone
@@ -33,27 +32,13 @@ class ClusterUnavailable(RuntimeError):
 
 
 def job_template_parse(*, text: str) -> dict[str, Any]:
-    """The Job (or Pod template) YAML of a service as a batch/v1 Job dict."""
+    """The Job (or Pod template) YAML of a service as a batch/v1 Job dict, parsed the way the launcher does."""
+    from k8x_core import jobspec
+
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ServiceInvalid(f"not valid YAML: {exc}", field="job_template") from None
-    if not isinstance(doc, dict):
-        raise ServiceInvalid("must be a YAML mapping (a batch/v1 Job or a Pod template)", field="job_template")
-    kind = doc.get("kind")
-    if kind == "Job":
-        if doc.get("apiVersion") != "batch/v1":
-            raise ServiceInvalid(
-                f"apiVersion must be batch/v1 for a Job, not {doc.get('apiVersion')!r}", field="job_template"
-            )
-        return doc
-    if kind == "Pod":
-        template = {"metadata": doc.get("metadata") or {}, "spec": doc.get("spec") or {}}
-    elif kind is None and isinstance(doc.get("spec"), dict) and "containers" in doc["spec"]:
-        template = doc
-    else:
-        raise ServiceInvalid(f"kind must be Job or Pod (or a Pod template), not {kind!r}", field="job_template")
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {}, "spec": {"template": template}}
+        return jobspec.template_parse(text)
+    except jobspec.JobSpecInvalid as exc:
+        raise ServiceInvalid(str(exc), field="job_template") from None
 
 
 def service_job_preview(*, service: Service) -> dict[str, Any]:

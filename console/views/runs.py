@@ -124,14 +124,18 @@ def run_log_download(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 def run_cancel(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     user = request_user(request)
     run = get_run_or_404(user, run_id, Role.USER)
-    from k8x_core import launch
+    from k8x_core import kube, launch
 
     try:
-        launch.run_cancel(run_id=run.pk, user=user)
-    except ValueError as exc:
-        messages.error(request, f"Not cancelled: {exc}")
+        cancelled = launch.run_cancel(run_id=run.pk, user=user)
+    except kube.KubeError as exc:
+        # The run is marked cancelled first; only the Job's deletion waits for the cluster.
+        messages.warning(request, f"Run cancelled; its Job could not be deleted yet: {exc}")
     else:
-        messages.success(request, "Cancellation requested.")
+        if cancelled:
+            messages.success(request, "Run cancelled.")
+        else:
+            messages.info(request, "The run had already ended.")
     return redirect("console:run_detail", run_id=run.pk)
 
 
@@ -142,11 +146,7 @@ def run_rerun(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     run = get_run_or_404(user, run_id, Role.USER)
     from k8x_core import launch
 
-    try:
-        new_run = launch.run_rerun(run_id=run.pk, user=user)
-    except ValueError as exc:
-        messages.error(request, f"Not re-run: {exc}")
-        return redirect("console:run_detail", run_id=run.pk)
+    new_run = launch.run_rerun(run_id=run.pk, user=user)
     messages.success(request, "Re-run queued.")
     return redirect("console:run_detail", run_id=new_run.pk)
 
