@@ -6,6 +6,7 @@ form submit does once the form's own field checks have passed.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from typing import Any
@@ -80,13 +81,27 @@ def service_validate_on_cluster(*, service: Service) -> None:
     from k8x_core import kube  # the only module that talks to Kubernetes
 
     job = service_job_preview(service=service)
-    field = "job_template" if service.job_template.strip() else "image"
     try:
         kube.job_dry_run(namespace=service.project.namespace, job=job)
     except kube.KubeInvalid as exc:
-        raise ServiceInvalid(str(exc), field=field) from None
-    except kube.KubeUnavailable as exc:
+        raise ServiceInvalid(str(exc), field=_blamed_field(service, str(exc))) from None
+    except kube.KubeError as exc:
+        # Unreachable, forbidden, ...: nothing is saved unchecked.
         raise ClusterUnavailable(f"the cluster could not check the Job: {exc}") from None
+
+
+def _blamed_field(service: Service, message: str) -> str | None:
+    """The form field an API server message is about (None: the whole form)."""
+    if service.job_template.strip():
+        return "job_template"
+    for part in ("resources", "image", "command", "args"):
+        if re.search(rf"containers\[\d+\]\.{part}\b", message):
+            return part
+    if "quantities must match" in message:  # a decode error names no path; only resources hold quantities
+        return "resources"
+    if "activeDeadlineSeconds" in message:
+        return "timeout_seconds"
+    return None
 
 
 def service_set_active(*, service: Service, active: bool) -> None:
