@@ -79,3 +79,8 @@ def query_with(context: template.Context, **changes: Any) -> str:
 @register.filter
 def get_item(mapping: dict[str, Any], key: str) -> Any:
     return mapping.get(key)
+
+
+@register.filter
+def status_label(status: str) -> str:
+    return status.replace("_", " ")
