@@ -77,3 +77,15 @@ def test_cluster_down_saves_nothing(world: World, settings: Any, tmp_path: Any) 
     assert response.status_code == 200
     assert "the cluster could not check the Job" in response.content.decode()
     assert not Service.objects.filter(name="nocluster").exists()
+
+
+def test_cancel_marks_the_run_cancelled(world: World, on_cluster: None) -> None:
+    from k8x_core.models import Run
+
+    client = client_for(world.user)
+    response = client.post(reverse("console:run_cancel", args=[world.run.pk]), follow=True)
+    assert "Run cancelled." in response.content.decode()
+    run = Run.objects.get(pk=world.run.pk)
+    assert run.status == "cancelled" and run.message == "cancelled by user1"
+    again = client.post(reverse("console:run_cancel", args=[world.run.pk]), follow=True)
+    assert "already ended" in again.content.decode()

@@ -517,3 +517,12 @@ def test_project_role_visible(world: World) -> None:
     assert "your role: admin" in html
     assert isinstance(Project.objects.get(slug="acme"), Project)
     assert Role.ADMIN == "admin"
+
+
+def test_rerun_creates_a_retry_run(world: World) -> None:
+    client = client_for(world.user)
+    response = client.post(reverse("console:run_rerun", args=[world.run.pk]))
+    assert response.status_code == 302
+    retry = Run.objects.get(retry_of=world.run)
+    assert retry.trigger_kind == "retry" and retry.correlation_id == "flow-acme" and retry.requested_by == world.user
+    assert response["Location"] == reverse("console:run_detail", args=[retry.pk])
