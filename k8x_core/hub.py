@@ -35,7 +35,9 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, models, transaction
+from django.db.models import Model
+from django.utils import timezone
 
 from k8x_core.ce import (
     EXT_CORRELATION_ID,
@@ -82,6 +84,7 @@ class Decoded:
     correlation_id: str
     time: datetime | None
     size: int
+    payload_json: str
 
     @property
     def key(self) -> tuple[str, str]:
@@ -150,7 +153,7 @@ def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejecte
         when = ce_time_parse(event["time"]) if "time" in event else None
     except (EventRejected, CloudEventInvalid) as exc:
         return Rejected(message, str(exc), event)
-    return Decoded(message, event, project_id, correlation or ce_new_correlation_id(), when, size)
+    return Decoded(message, event, project_id, correlation or ce_new_correlation_id(), when, size, text)
 
 
 # --- matching -------------------------------------------------------------------
@@ -180,7 +183,12 @@ def _clean_text(value: Any, limit: int | None) -> str:
     return text[:limit] if limit else text
 
 
-def _rejected_row(item: Rejected) -> Event:
+# Rows are dicts of attname -> value; JSON columns hold JSON text already
+# (hub_decode serialised the event once), so neither path dumps twice.
+Row = dict[str, Any]
+
+
+def _rejected_row(item: Rejected, *, now: datetime) -> Row:
     msg = item.message
     attrs: dict[str, Any] = dict(item.event or {})
     if not attrs:
@@ -192,41 +200,128 @@ def _rejected_row(item: Rejected) -> Event:
         "headers": {_clean_text(k, 100): _clean_text(v.decode("utf-8", "replace"), 500) for k, v in msg.headers[:50]},
         "value": _clean_text((msg.value or b"")[:2048].decode("utf-8", "replace"), None),
     }
-    return Event(
-        ce_id=_clean_text(attrs.get("id"), _ATTR_LIMITS["id"]),
-        source=_clean_text(attrs.get("source"), _ATTR_LIMITS["source"]),
-        type=_clean_text(attrs.get("type"), _ATTR_LIMITS["type"]),
-        subject=_clean_text(attrs.get("subject"), _ATTR_LIMITS["subject"]),
-        payload={"rejected_message": preview},
-        outcome=EventOutcome.REJECTED,
-        reason=_clean_text(item.reason, 2000),
-        kafka_topic=msg.topic,
-        kafka_partition=msg.partition,
-        kafka_offset=msg.offset,
-        size_bytes=msg.size,
-    )
+    return {
+        "ce_id": _clean_text(attrs.get("id"), _ATTR_LIMITS["id"]),
+        "source": _clean_text(attrs.get("source"), _ATTR_LIMITS["source"]),
+        "type": _clean_text(attrs.get("type"), _ATTR_LIMITS["type"]),
+        "subject": _clean_text(attrs.get("subject"), _ATTR_LIMITS["subject"]),
+        "time": None,
+        "datacontenttype": "",
+        "payload": json.dumps({"rejected_message": preview}),
+        "correlation_id": "",
+        "outcome": EventOutcome.REJECTED.value,
+        "reason": _clean_text(item.reason, 2000),
+        "project_id": None,
+        "duplicate_of_id": None,
+        "kafka_topic": msg.topic,
+        "kafka_partition": msg.partition,
+        "kafka_offset": msg.offset,
+        "size_bytes": msg.size,
+        "received_at": now,
+    }
 
 
-def _event_row(item: Decoded, *, outcome: str, reason: str = "", duplicate_of: int | None = None) -> Event:
+def _event_row(item: Decoded, *, outcome: str, now: datetime, reason: str = "", duplicate_of: int | None = None) -> Row:
     ev = item.event
-    return Event(
-        ce_id=ev["id"],
-        source=ev["source"],
-        type=ev["type"],
-        subject=ev.get("subject", ""),
-        time=item.time,
-        datacontenttype=ev.get("datacontenttype", ""),
-        payload=ev,
-        correlation_id=item.correlation_id,
-        outcome=outcome,
-        reason=reason,
-        project_id=item.project_id,
-        duplicate_of_id=duplicate_of,
-        kafka_topic=item.message.topic,
-        kafka_partition=item.message.partition,
-        kafka_offset=item.message.offset,
-        size_bytes=item.size,
-    )
+    return {
+        "ce_id": ev["id"],
+        "source": ev["source"],
+        "type": ev["type"],
+        "subject": ev.get("subject", ""),
+        "time": item.time,
+        "datacontenttype": ev.get("datacontenttype", ""),
+        "payload": item.payload_json,
+        "correlation_id": item.correlation_id,
+        "outcome": outcome,
+        "reason": reason,
+        "project_id": item.project_id,
+        "duplicate_of_id": duplicate_of,
+        "kafka_topic": item.message.topic,
+        "kafka_partition": item.message.partition,
+        "kafka_offset": item.message.offset,
+        "size_bytes": item.size,
+        "received_at": now,
+    }
+
+
+def _run_row(*, service_id: int, event_id: int, kind: str, correlation_id: str, now: datetime) -> Row:
+    return {
+        "id": uuid.uuid4(),
+        "service_id": service_id,
+        "event_id": event_id,
+        "trigger_kind": kind,
+        "correlation_id": correlation_id,
+        "status": RunStatus.QUEUED.value,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+class _Copier:
+    """COPY ... FROM STDIN for one model: the fastest way into PostgreSQL.
+    Columns the hub does not set get the model field's default, prepared once,
+    so a field added to the model later is still filled in."""
+
+    def __init__(self, model: type[Model], *, json_text: bool = True) -> None:
+        self.model = model
+        self.fields = [f for f in model._meta.concrete_fields]
+        self.sql = "COPY {} ({}) FROM STDIN".format(
+            connection.ops.quote_name(model._meta.db_table),
+            ", ".join(connection.ops.quote_name(f.column or f.attname) for f in self.fields),
+        )
+        self.defaults: dict[str, Any] = {}
+        for f in self.fields:
+            if f.primary_key:
+                self.defaults[f.attname] = None
+                continue
+            value = f.get_default()
+            if isinstance(f, models.JSONField):
+                value = json.dumps(value)
+            self.defaults[f.attname] = value
+        self.attnames = [f.attname for f in self.fields]
+
+    def copy(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        defaults, attnames = self.defaults, self.attnames
+        with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(self.sql) as copy:
+            for row in rows:
+                copy.write_row([row[a] if a in row else defaults[a] for a in attnames])
+
+
+_copiers: dict[type[Model], _Copier] = {}
+
+
+def _pg_copy(model: type[Model], rows: list[Row]) -> None:
+    copier = _copiers.get(model)
+    if copier is None:
+        copier = _copiers[model] = _Copier(model)
+    copier.copy(rows)
+
+
+def _pg_next_ids(model: type[Model], count: int) -> list[int]:
+    """Primary keys for rows about to be copied in (one round trip)."""
+    if not count:
+        return []
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [table, model._meta.pk.column, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _orm_insert(model: type[Model], rows: list[Row]) -> list[Any]:
+    """The portable path (SQLite in the embedded mode): bulk_create."""
+    objs = []
+    for row in rows:
+        row = dict(row)
+        if model is Event:
+            row["payload"] = json.loads(row["payload"])
+        objs.append(model(**row))
+    model.objects.bulk_create(objs)  # type: ignore[attr-defined]
+    return [o.pk for o in objs]
 
 
 def _existing(keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
@@ -256,13 +351,15 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
             seen.add(d.key)
             firsts.append(d)
 
-    new_rows: list[Event] = []
+    now = timezone.now()
+    new_rows: list[Row] = []
     plans: list[tuple[list[int], str]] = []
     for d in firsts:
         services, kind, reason = hub_match(d, index=index)
-        outcome = EventOutcome.MATCHED if services else EventOutcome.UNMATCHED
-        new_rows.append(_event_row(d, outcome=outcome, reason=reason))
+        outcome = EventOutcome.MATCHED.value if services else EventOutcome.UNMATCHED.value
+        new_rows.append(_event_row(d, outcome=outcome, reason=reason, now=now))
         plans.append((services, kind))
+    postgres = connection.vendor == "postgresql"
 
     committed = False
 
@@ -275,32 +372,51 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
             # Registered first, so it runs before the enqueue hook: an
             # exception after it is Redis's, not the database's.
             transaction.on_commit(_mark_committed)
-            Event.objects.bulk_create(new_rows)
-            originals = {(r.source, r.ce_id): (r.pk, r.correlation_id) for r in new_rows}
-            dup_rows = []
+            if postgres:
+                # Ids for every event row of the batch (originals, duplicates, rejects).
+                event_ids = iter(_pg_next_ids(Event, len(new_rows) + len(dups) + len(rejected)))
+                for row in new_rows:
+                    row["id"] = next(event_ids)
+            else:
+                for row, pk in zip(new_rows, _orm_insert(Event, new_rows), strict=True):
+                    row["id"] = pk
+            originals = {(r["source"], r["ce_id"]): (r["id"], r["correlation_id"]) for r in new_rows}
+            later_rows: list[Row] = []
             for d in dups:
                 original_pk, original_cid = existing.get(d.key) or originals[d.key]
                 # A redelivery belongs to the original's flow.
                 d.correlation_id = original_cid or d.correlation_id
-                dup_rows.append(
-                    _event_row(d, outcome=EventOutcome.DUPLICATE, reason="already received", duplicate_of=original_pk)
+                later_rows.append(
+                    _event_row(
+                        d,
+                        outcome=EventOutcome.DUPLICATE.value,
+                        reason="already received",
+                        duplicate_of=original_pk,
+                        now=now,
+                    )
                 )
-            Event.objects.bulk_create(dup_rows + [_rejected_row(r) for r in rejected])
-            runs: list[Run] = []
+            later_rows.extend(_rejected_row(r, now=now) for r in rejected)
+            runs: list[Row] = []
             for row, (services, kind) in zip(new_rows, plans, strict=True):
                 for sid in services:
                     runs.append(
-                        Run(
-                            id=uuid.uuid4(),
+                        _run_row(
                             service_id=sid,
-                            event_id=row.pk,
-                            trigger_kind=kind,
-                            correlation_id=row.correlation_id,
-                            status=RunStatus.QUEUED,
+                            event_id=row["id"],
+                            kind=kind,
+                            correlation_id=row["correlation_id"],
+                            now=now,
                         )
                     )
-            Run.objects.bulk_create(runs)
-            result.run_ids = [r.id for r in runs]
+            if postgres:
+                for row in later_rows:
+                    row["id"] = next(event_ids)
+                _pg_copy(Event, new_rows + later_rows)
+                _pg_copy(Run, runs)
+            else:
+                _orm_insert(Event, later_rows)
+                _orm_insert(Run, runs)
+            result.run_ids = [r["id"] for r in runs]
             runs_enqueue(run_ids=result.run_ids)
     except Exception as exc:
         if not committed:
@@ -310,7 +426,7 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
         logger.warning("%s runs recorded but not enqueued (the reconciler will): %s", len(result.run_ids), exc)
         result.enqueued = False
     for row in new_rows:
-        result.counts[str(row.outcome)] += 1
+        result.counts[row["outcome"]] += 1
     if dups:
         result.counts[str(EventOutcome.DUPLICATE)] += len(dups)
     if rejected:
@@ -319,14 +435,21 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
     return result
 
 
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23505")
+    return "unique" in str(exc).lower()
+
+
 def _record_with_retry(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerIndex) -> BatchResult:
     for attempt in range(1, _INTEGRITY_RETRIES + 1):
         try:
             return _record(decoded, rejected, index=index)
         except IntegrityError as exc:
-            # Most likely another hub recorded some of these events first
-            # (rebalance, replicas): record again, they are duplicates now.
-            if attempt == _INTEGRITY_RETRIES:
+            # Another hub recorded some of these events first (rebalance,
+            # replicas): record again, they are duplicates now.
+            if attempt == _INTEGRITY_RETRIES or not _is_unique_violation(exc):
                 raise
             logger.info("batch conflicted with a concurrent writer, recording it again: %s", exc)
     raise AssertionError("unreachable")
