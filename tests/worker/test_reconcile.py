@@ -1,0 +1,92 @@
+"""The reconciler: stale ``queued`` runs without a launch job in Redis are
+enqueued again; runs with a live job, fresh runs and runs past ``queued`` are
+left alone. Real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import django_rq
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from redis import Redis
+from rq import Queue
+
+from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, Service, TriggerKind
+from k8x_core.queue import run_enqueue_now
+from worker.reconcile import runs_reconcile
+
+# Transactional: enqueueing happens on commit (django-rq and k8x_core.queue).
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def queue_name(settings: Any) -> Iterator[str]:
+    name = f"k8x-test-reconcile-{uuid.uuid4().hex[:10]}"
+    settings.K8X_QUEUE = name
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, name: {"URL": settings.REDIS_URL}}
+    redis_url = settings.REDIS_URL
+    yield name
+    queue = Queue(name, connection=Redis.from_url(redis_url))
+    queue.empty()
+    queue.delete(delete_jobs=True)
+
+
+@pytest.fixture
+def service() -> Service:
+    project = Project.objects.create(slug=f"p{uuid.uuid4().hex[:8]}")
+    return Service.objects.create(project=project, name="svc", image="busybox")
+
+
+def make_run(service: Service, *, age_seconds: float, status: RunStatus = RunStatus.QUEUED) -> Run:
+    event = Event.objects.create(
+        ce_id=uuid.uuid4().hex, source="/t", type="t", outcome=EventOutcome.MATCHED, payload={}
+    )
+    run = Run.objects.create(service=service, event=event, trigger_kind=TriggerKind.EVENT)
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(seconds=age_seconds))
+    if status != RunStatus.QUEUED:
+        Run.objects.filter(pk=run.pk).update(status=status)
+    return run
+
+
+def job_ids(queue_name: str) -> set[str]:
+    return set(django_rq.get_queue(queue_name).get_job_ids())
+
+
+def test_stale_queued_runs_without_a_job_are_enqueued_again(service: Service, queue_name: str) -> None:
+    lost = make_run(service, age_seconds=600)  # e.g. Redis restarted empty
+    has_job = make_run(service, age_seconds=600)
+    run_enqueue_now(run_id=has_job.id)
+    fresh = make_run(service, age_seconds=1)  # the hub may still be enqueueing it
+    started = make_run(service, age_seconds=600, status=RunStatus.STARTING)
+    assert runs_reconcile(older_than=timedelta(seconds=60)) == 1
+    ids = job_ids(queue_name)
+    assert f"launch-{lost.id}" in ids
+    assert f"launch-{has_job.id}" in ids
+    assert f"launch-{fresh.id}" not in ids
+    assert f"launch-{started.id}" not in ids
+    # Nothing doubles on the next pass: every stale run now has its job.
+    assert runs_reconcile(older_than=60) == 0
+    assert len(django_rq.get_queue(queue_name).get_job_ids()) == 2
+
+
+def test_a_failed_launch_job_of_a_still_queued_run_is_retried(service: Service, queue_name: str) -> None:
+    run = make_run(service, age_seconds=600)
+    run_enqueue_now(run_id=run.id)
+    queue = django_rq.get_queue(queue_name)
+    job = queue.fetch_job(f"launch-{run.id}")
+    assert job is not None
+    queue.remove(job)
+    job.set_status("failed")
+    assert runs_reconcile(older_than=60) == 1
+    assert f"launch-{run.id}" in job_ids(queue_name)
+
+
+def test_k8x_reconcile_once_command(service: Service, queue_name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    make_run(service, age_seconds=600)
+    call_command("k8x_reconcile", "--once", "--older-than", "60")
+    assert capsys.readouterr().out.strip() == "1"
