@@ -59,7 +59,7 @@ class ProducedMessage:
     offset: int
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _producer: Producer | None = None
 _producer_config: tuple[str, float] | None = None
 
@@ -100,11 +100,28 @@ def _get_producer(*, timeout_seconds: float) -> Producer:
     wanted = (settings.KAFKA_BOOTSTRAP_SERVERS, timeout_seconds)
     with _lock:
         if _producer is None or _producer_config != wanted:
-            if _producer is not None:
-                _producer.flush(timeout_seconds)
+            # The old producer (if any) is flushed by its poller thread.
             _producer = Producer(_config(timeout_seconds=timeout_seconds))
             _producer_config = wanted
+            # One thread serves every delivery callback, so each request only
+            # waits on its own event (many pollers would steal each other's
+            # callbacks and sleep out their poll timeouts).
+            threading.Thread(target=_poll_loop, args=(_producer,), name="k8x-kafka-poll", daemon=True).start()
         return _producer
+
+
+def _poll_loop(producer: Producer) -> None:
+    while True:
+        with _lock:
+            current = producer is _producer
+        if not current:
+            # Replaced or reset: serve what is still pending, then stop.
+            producer.flush(30)
+            return
+        try:
+            producer.poll(_POLL_SECONDS)
+        except Exception:  # a callback raised; keep serving the others
+            logger.exception("kafka producer poll failed")
 
 
 def kafka_producer_reset() -> None:
@@ -122,7 +139,7 @@ class _Waiter:
         self.errors: list[_CKafkaError] = []
         self.results: dict[int, ProducedMessage] = {}
         self.done = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def callback(self, index: int) -> Any:
         def on_delivery(err: _CKafkaError | None, msg: Message) -> None:
@@ -174,7 +191,7 @@ def kafka_produce_events(
                 if time.monotonic() >= deadline:
                     _abandon(producer, waiter)
                     raise KafkaUnavailable("Kafka is not taking events (producer queue full)") from None
-                producer.poll(_POLL_SECONDS)
+                time.sleep(_POLL_SECONDS)
             except KafkaException as exc:
                 err = exc.args[0] if exc.args and isinstance(exc.args[0], _CKafkaError) else None
                 _abandon(producer, waiter)
@@ -184,11 +201,7 @@ def kafka_produce_events(
                 ):
                     raise KafkaMessageRejected(f"Kafka refused the event: {err.str()}") from exc
                 raise KafkaUnavailable(f"Kafka did not accept the event: {exc}") from exc
-    while not waiter.done.is_set():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        producer.poll(min(_POLL_SECONDS, remaining))
+    waiter.done.wait(max(deadline - time.monotonic(), 0))
     if not waiter.done.is_set():
         _abandon(producer, waiter)
         raise KafkaUnavailable(f"Kafka did not acknowledge within {bound:g} s")
@@ -207,4 +220,5 @@ def _abandon(producer: Producer, waiter: _Waiter) -> None:
         producer.purge(in_queue=True, in_flight=False, blocking=False)
     except KafkaException:  # pragma: no cover - purge only fails on a dead producer
         logger.exception("kafka producer purge failed")
-    producer.poll(0)
+    # The poller thread serves the purged messages' callbacks.
+    waiter.done.wait(1.0)
