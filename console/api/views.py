@@ -93,12 +93,14 @@ def _csrf_failure(request: HttpRequest) -> str | None:
     return reason if isinstance(reason, str) else None
 
 
-def _sender_sync(request: HttpRequest, user: AbstractBaseUser | AnonymousUser) -> Sender:
+def _sender_sync(request: HttpRequest) -> Sender:
     sender = sender_authenticate(
         api_key=request.headers.get("X-API-Key"), authorization=request.headers.get("Authorization")
     )
     if sender is not None:
         return sender
+    # Only now: header credentials need no session lookup.
+    user: AbstractBaseUser | AnonymousUser = request.user
     if not user.is_authenticated:
         raise IngestRefused(
             401,
@@ -112,8 +114,8 @@ def _sender_sync(request: HttpRequest, user: AbstractBaseUser | AnonymousUser) -
 
 
 async def _sender(request: HttpRequest) -> Sender:
-    user = await request.auser()
-    return await sync_to_async(_sender_sync)(request, user)
+    # One hop to the sync thread for all of authentication (database work).
+    return await sync_to_async(_sender_sync)(request)
 
 
 async def _accept(events: list[dict[str, Any]], sender: Sender, endpoint: str) -> list[Accepted]:
