@@ -190,10 +190,10 @@ def subprocess_env(*, topic: str, group: str, queue: str, dlq: str) -> dict[str,
     return env
 
 
-def hub_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def hub_process(env: dict[str, str], log: Path, *, metrics_port: int = 0) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "manage.py", "k8x_hub", "--metrics-port", "0"],
+            [sys.executable, "manage.py", "k8x_hub", "--metrics-port", str(metrics_port)],
             cwd=REPO,
             env=env,
             stdout=out,

@@ -151,3 +151,47 @@ def test_redelivery_after_an_uncommitted_batch_gives_no_second_run(
         hub.close()
     assert Run.objects.count() == 20
     assert committed(group, topic) == [20]
+
+
+def test_database_outage_backs_off_and_retries_the_same_batch(
+    make_service: Any, make_topic: Callable[..., str], group: str, queue_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database goes away between polling and recording (the hub's
+    connection now points at a port nothing listens on): the hub logs, backs
+    off, keeps the batch, and records it once the database is back; the
+    offsets move only then."""
+    import threading
+
+    from django.db import connection
+
+    make_service("orders", triggers=[{"event_type": "com.acme.order.created"}])
+    topic, dlq = make_topic(), make_topic()
+    events = [event() for _ in range(10)]
+    produce_events(topic, events)
+    hub = make_hub(topic, group, dlq)
+    hub.refresh_index(force=True)
+    real_port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = "1"
+
+    def restore() -> None:
+        time.sleep(2.5)
+        connection.settings_dict["PORT"] = real_port
+
+    restorer = threading.Thread(target=restore)
+    restorer.start()
+    try:
+        with caplog.at_level("WARNING", logger="k8x_core.hub"):
+            result = None
+            deadline = time.monotonic() + 60
+            while result is None and time.monotonic() < deadline:
+                result = hub.step()
+    finally:
+        restorer.join()
+        connection.settings_dict["PORT"] = real_port
+        hub.close()
+    assert result is not None
+    assert result.counts == {"matched": 10}
+    assert any("database unavailable, retrying the batch" in r.getMessage() for r in caplog.records)
+    assert Run.objects.count() == 10
+    assert committed(group, topic) == [10]

@@ -4,9 +4,11 @@ two hubs in one group, SIGTERM."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,14 @@ def test_two_hubs_in_one_group_split_the_work_without_duplicate_runs(
     assert not Event.objects.filter(outcome=EventOutcome.DUPLICATE).exists()
 
 
+def _metrics(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+    except OSError as exc:
+        return str(exc)
+
+
 def _last_assignment(log: Path) -> set[int]:
     if not log.exists():
         return set()
@@ -157,8 +167,22 @@ def test_sigterm_finishes_commits_and_exits_0(
     log = tmp_path / "hub.log"
     env = subprocess_env(topic=topic, group=group, queue=queue_name, dlq=dlq)
     produce_events(topic, [event() for _ in range(300)])
-    procs.append(hub_process(env, log))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs.append(hub_process(env, log, metrics_port=port))
     wait_for(lambda: Run.objects.count() == 300, timeout=60, what="300 runs", logs=[log])
+    # The hub's own metrics endpoint.
+    wait_for(
+        lambda: 'k8x_hub_events_total{outcome="matched"} 300.0' in _metrics(port),
+        timeout=20,
+        what="metrics",
+        logs=[log],
+        detail=lambda: _metrics(port),
+    )
+    metrics = _metrics(port)
+    assert "k8x_hub_runs_queued_total 300.0" in metrics
+    assert "k8x_hub_batch_seconds_count" in metrics
     procs[0].send_signal(signal.SIGTERM)
     assert procs[0].wait(30) == 0
     assert committed(group, topic) == [300]
