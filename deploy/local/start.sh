@@ -7,6 +7,7 @@
 # prints the kubeconfig path. State and logs: ${K8X_STATE_DIR:-<repo>/.state}/cluster.
 # Run deploy/local/build.sh first (start.sh does not build).
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+with_lock "$STATE_DIR/cluster.lock"
 source "$LOCAL_DIR/lib/procs.sh"
 source "$LOCAL_DIR/lib/pki.sh"
 
@@ -49,7 +50,7 @@ iptables -w -t mangle -C FORWARD -j K8X-GUARD 2>/dev/null || iptables -w -t mang
 
 # --- registry --------------------------------------------------------------
 mkdir -p "$CLUSTER_DIR/registry/data"
-cat > "$CLUSTER_DIR/registry/config.yml" <<EOF
+write_file "$CLUSTER_DIR/registry/config.yml" <<EOF
 version: 0.1
 log:
   level: warn
@@ -97,7 +98,7 @@ start_bg etcd "$ETCD" --name k8x --data-dir "$CLUSTER_DIR/etcd/data" \
 # --- containerd ------------------------------------------------------------
 CTD="$CLUSTER_DIR/containerd"
 mkdir -p "$CTD/certs.d/$REGISTRY" "$CTD/opt" "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/cni/ipam"
-cat > "$CTD/certs.d/$REGISTRY/hosts.toml" <<EOF
+write_file "$CTD/certs.d/$REGISTRY/hosts.toml" <<EOF
 # The local registry speaks plain HTTP on loopback only.
 server = "http://127.0.0.1:$REGISTRY_PORT"
 
@@ -105,7 +106,7 @@ server = "http://127.0.0.1:$REGISTRY_PORT"
   capabilities = ["pull", "resolve", "push"]
   skip_verify = true
 EOF
-cat > "$CLUSTER_DIR/cni/net.d/10-k8x.conflist" <<EOF
+write_file "$CLUSTER_DIR/cni/net.d/10-k8x.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "k8x",
@@ -139,7 +140,7 @@ containerd config default | sed \
   -e "s#path = \"/opt/containerd\"#path = \"$CTD/opt\"#" \
   -e "s#SystemdCgroup = .*#SystemdCgroup = false#" \
   -e "s#restrict_oom_score_adj = false#restrict_oom_score_adj = true#" \
-  > "$CTD/config.toml"
+  | write_file "$CTD/config.toml"
 grep -q "$CONTAINERD_SOCK" "$CTD/config.toml" || die "could not patch containerd's default config"
 start_bg containerd "$(command -v containerd)" --config "$CTD/config.toml" --log-level warn
 CTR=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
@@ -185,13 +186,13 @@ start_bg kube-scheduler "$K8S_BIN/kube-scheduler" \
 # --- kubelet ---------------------------------------------------------------
 KUBELET_DIR="$CLUSTER_DIR/kubelet"
 mkdir -p "$KUBELET_DIR"
-cat > "$CLUSTER_DIR/resolv.conf" <<EOF
+write_file "$CLUSTER_DIR/resolv.conf" <<EOF
 # The local cluster runs no DNS server: pods resolve nothing but /etc/hosts.
 # Reach the host (K8X's event endpoint) by IP at $BRIDGE_IP.
 nameserver 127.0.0.1
 options ndots:1 timeout:1 attempts:1
 EOF
-cat > "$CLUSTER_DIR/kubelet-config.yaml" <<EOF
+write_file "$CLUSTER_DIR/kubelet-config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $BRIDGE_IP
@@ -235,7 +236,7 @@ start_bg kubelet "$K8S_BIN/kubelet" \
   --hostname-override="$NODE_NAME" --node-ip="$BRIDGE_IP" --v=1
 
 # --- kube-proxy (iptables; makes the `kubernetes` Service reachable) --------
-cat > "$CLUSTER_DIR/kube-proxy-config.yaml" <<EOF
+write_file "$CLUSTER_DIR/kube-proxy-config.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -255,7 +256,7 @@ conntrack:
 EOF
 start_bg kube-proxy "$K8S_BIN/kube-proxy" --config="$CLUSTER_DIR/kube-proxy-config.yaml" --v=1
 
-cat > "$CLUSTER_DIR/crictl.yaml" <<EOF
+write_file "$CLUSTER_DIR/crictl.yaml" <<EOF
 runtime-endpoint: unix://$CONTAINERD_SOCK
 image-endpoint: unix://$CONTAINERD_SOCK
 timeout: 30

@@ -4,6 +4,7 @@
 # then the control plane, etcd, containerd and the registry. Cluster state
 # (etcd data, certificates, registry content) is kept: start.sh resumes it.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+with_lock "$STATE_DIR/cluster.lock"
 source "$LOCAL_DIR/lib/procs.sh"
 [[ $(id -u) -eq 0 ]] || die "stop.sh must run as root"
 

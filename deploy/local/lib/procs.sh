@@ -3,6 +3,14 @@
 # $RUN_DIR/<name>.pid and its output appended to $LOG_DIR/<name>.log.
 # shellcheck shell=bash
 
+write_file() {  # write_file <path> < content: replaces the file only if the content changed
+  # (atomically): running components (kube-proxy!) exit when their config changes.
+  local path=$1 tmp
+  tmp="$(mktemp "$(dirname "$path")/.$(basename "$path").XXXXXX")"
+  cat > "$tmp"
+  if cmp -s "$tmp" "$path"; then rm -f "$tmp"; else chmod 644 "$tmp"; mv -f "$tmp" "$path"; fi
+}
+
 pid_of() {  # pid_of <name>: prints the pid if that component is running
   local f="$RUN_DIR/$1.pid" pid
   [[ -s $f ]] || return 1
@@ -26,7 +34,8 @@ start_bg() {  # start_bg <name> <binary> [args...]
   fi
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   printf '\n===== %s start %s =====\n' "$name" "$(date -u +%FT%TZ)" >> "$LOG_DIR/$name.log"
-  setsid nohup "$bin" "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
+  # fd 9 is the cluster lock: daemons must not keep it open.
+  setsid nohup "$bin" "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 9>&- &
   echo $! > "$RUN_DIR/$name.pid"
   basename "$bin" > "$RUN_DIR/$name.bin"
   log "started $name (pid $!, log $LOG_DIR/$name.log)"
