@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from redis import Redis
 from rq import Queue
+from rq.job import JobStatus
 
 from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, Service, TriggerKind
 from k8x_core.queue import run_enqueue_now
@@ -81,7 +82,7 @@ def test_a_failed_launch_job_of_a_still_queued_run_is_retried(service: Service, 
     job = queue.fetch_job(f"launch-{run.id}")
     assert job is not None
     queue.remove(job)
-    job.set_status("failed")
+    job.set_status(JobStatus.FAILED)
     assert runs_reconcile(older_than=60) == 1
     assert f"launch-{run.id}" in job_ids(queue_name)
 

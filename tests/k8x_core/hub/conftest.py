@@ -127,7 +127,7 @@ def group(kafka_admin: AdminClient) -> Iterator[str]:
         pass
 
 
-def produce(topic: str, messages: list[tuple[bytes | None, list[tuple[str, bytes]], bytes | None]]) -> None:
+def produce(topic: str, messages: list[tuple[bytes | None, Any, bytes | None]]) -> None:
     producer = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all", "linger.ms": 5, "enable.idempotence": True})
     errors: list[KafkaError] = []
 
@@ -138,7 +138,7 @@ def produce(topic: str, messages: list[tuple[bytes | None, list[tuple[str, bytes
     for key, headers, value in messages:
         while True:
             try:
-                producer.produce(topic, key=key, value=value, headers=headers, on_delivery=cb)
+                producer.produce(topic, key=key, value=value, headers=list(headers), on_delivery=cb)
                 break
             except BufferError:
                 producer.poll(0.1)
