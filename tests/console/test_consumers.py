@@ -37,6 +37,15 @@ def _short_lived_connections():
     conn_settings["CONN_MAX_AGE"] = old
 
 
+@pytest.fixture(autouse=True)
+async def _close_executor_connections(_short_lived_connections: None):
+    yield
+    # Thread-sensitive sync code ran in asgiref's one executor thread: close its connection there.
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
 def _app():
     from k8x_core.asgi import application
 
