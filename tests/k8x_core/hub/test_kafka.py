@@ -195,3 +195,28 @@ def test_database_outage_backs_off_and_retries_the_same_batch(
     assert any("database unavailable, retrying the batch" in r.getMessage() for r in caplog.records)
     assert Run.objects.count() == 10
     assert committed(group, topic) == [10]
+
+
+def test_a_trigger_added_while_the_hub_runs_applies_within_a_second(
+    make_service: Any, make_topic: Callable[..., str], group: str, queue_name: str
+) -> None:
+    """Late linking: no restart, no per-event query; the index is reloaded
+    when the trigger table's fingerprint changes."""
+    from k8x_core.models import Trigger
+
+    svc = make_service("late")
+    topic, dlq = make_topic(), make_topic()
+    before, after = event(), event()
+    produce_events(topic, [before])
+    hub = make_hub(topic, group, dlq)
+    try:
+        run_until(hub, lambda: Event.objects.filter(ce_id=before["id"]).exists())
+        Trigger.objects.create(service=svc, event_type="com.acme.order.*")
+        time.sleep(hub.index_refresh_seconds + 0.1)
+        produce_events(topic, [after])
+        run_until(hub, lambda: Event.objects.filter(ce_id=after["id"]).exists())
+    finally:
+        hub.close()
+    assert Event.objects.get(ce_id=before["id"]).outcome == EventOutcome.UNMATCHED
+    assert Event.objects.get(ce_id=after["id"]).outcome == EventOutcome.MATCHED
+    assert Run.objects.get().service_id == svc.id
