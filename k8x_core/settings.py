@@ -51,6 +51,7 @@ K8X_LOG_CAP_BYTES = env.int("K8X_LOG_CAP_BYTES", default=5 * 1024 * 1024)
 K8X_JOB_TTL_SECONDS = env.int("K8X_JOB_TTL_SECONDS", default=3600)
 K8X_MAX_EVENT_BYTES = env.int("K8X_MAX_EVENT_BYTES", default=1024 * 1024)
 K8X_MAX_BATCH_EVENTS = env.int("K8X_MAX_BATCH_EVENTS", default=100)
+K8X_MAX_BATCH_BYTES = env.int("K8X_MAX_BATCH_BYTES", default=4 * K8X_MAX_EVENT_BYTES)
 K8X_RATE_LIMIT_PER_MINUTE = env.int("K8X_RATE_LIMIT_PER_MINUTE", default=6000)
 K8X_PRODUCE_TIMEOUT_SECONDS = env.float("K8X_PRODUCE_TIMEOUT_SECONDS", default=5.0)
 # Where a running container posts follow-up events. 10.244.0.1 is the local

@@ -12,7 +12,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
 
+from k8x_core.gitrepo import repos_sync_due
 from k8x_core.scheduler import schedule_process_one
 
 logger = logging.getLogger("k8x_core.scheduler")
@@ -43,6 +45,9 @@ class Command(BaseCommand):
                 backoff = interval
                 if emitted:
                     logger.info("emitted %d schedule event(s)", emitted)
+                # Periodic git sync (K8X_GIT_SYNC_INTERVAL_SECONDS; a no-op at 0),
+                # one repository per pass so cron ticks are never held up long.
+                repos_sync_due(now=timezone.now(), limit=1)
             except DatabaseError:
                 # The database is away: wait and try again, never crash.
                 logger.exception("scheduler pass failed; retrying")
