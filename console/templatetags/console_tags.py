@@ -84,3 +84,11 @@ def get_item(mapping: dict[str, Any], key: str) -> Any:
 @register.filter
 def status_label(status: str) -> str:
     return status.replace("_", " ")
+
+
+@register.filter
+def shell_join(words: list[str] | None) -> str:
+    """Argument lists shown the way a shell would need them typed."""
+    import shlex
+
+    return shlex.join(words or [])

@@ -48,12 +48,16 @@ def read_events(topic: str, expect: int) -> list[dict[str, Any]]:
                 if len(found) >= expect:
                     break
                 continue
-            headers = {k: v.decode() for k, v in (msg.headers() or [])}
+            headers: dict[str, str] = {
+                str(h[0]): h[1].decode() if isinstance(h[1], bytes) else str(h[1]) for h in (msg.headers() or [])
+            }
+            value = msg.value() or b""
+            event: dict[str, Any]
             if "ce_id" in headers:  # binary mode
                 event = {k.removeprefix("ce_"): v for k, v in headers.items() if k.startswith("ce_")}
-                event["data"] = json.loads(msg.value()) if msg.value() else None
+                event["data"] = json.loads(value) if value else None
             else:
-                event = json.loads(msg.value())
+                event = json.loads(value)
             found.append(event)
     finally:
         consumer.close()
