@@ -23,6 +23,24 @@ for t in containerd runc docker-registry podman iptables conntrack; do
 done
 [[ ${#CONTAINERD_SOCK} -lt 100 ]] || die "containerd socket path too long for a unix socket: $CONTAINERD_SOCK (set K8X_STATE_DIR to a shorter path)"
 
+# One cluster per machine: its ports, bridge and node name are machine-wide.
+# When a cluster of another checkout (another K8X_STATE_DIR) is running, use it
+# rather than fight it over the ports.
+OWNER_FILE=/run/k8x-cluster/state-dir
+if [[ -s $OWNER_FILE ]]; then
+  other="$(cat "$OWNER_FILE")"
+  if [[ $other != "$STATE_DIR" ]] && [[ -s "$other/cluster/run/kube-apiserver.pid" ]] \
+      && kill -0 "$(cat "$other/cluster/run/kube-apiserver.pid")" 2>/dev/null; then
+    [[ -s "$other/cluster/kubeconfig" ]] || die "a local cluster of $other is running but has no kubeconfig; stop it with $other/../deploy/local/stop.sh"
+    log "the local cluster of $other is already running on this machine: using it"
+    log "kubeconfig: $other/cluster/kubeconfig"
+    echo "$other/cluster/kubeconfig"
+    exit 0
+  fi
+fi
+mkdir -p "$(dirname "$OWNER_FILE")"
+echo "$STATE_DIR" > "$OWNER_FILE"
+
 mkdir -p "$CLUSTER_DIR" "$LOG_DIR" "$RUN_DIR"
 ensure_pki
 KUBECONFIG_FILE="$CLUSTER_DIR/kubeconfig"
@@ -66,6 +84,7 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 EOF
+ensure_port_free registry "127.0.0.1:$REGISTRY_PORT"
 start_bg registry "$(command -v docker-registry)" serve "$CLUSTER_DIR/registry/config.yml"
 wait_for "registry on 127.0.0.1:$REGISTRY_PORT" 30 registry curl -sf "http://127.0.0.1:$REGISTRY_PORT/v2/"
 
@@ -89,6 +108,7 @@ seed_image python "$PYTHON_IMAGE"
 # --- etcd ------------------------------------------------------------------
 mkdir -p "$CLUSTER_DIR/etcd"
 chmod 700 "$CLUSTER_DIR/etcd"
+ensure_port_free etcd "127.0.0.1:$ETCD_CLIENT_PORT"
 start_bg etcd "$ETCD" --name k8x --data-dir "$CLUSTER_DIR/etcd/data" \
   --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
   --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -153,6 +173,7 @@ wait_for "containerd socket" 30 containerd "${CTR[@]}" version
 
 # --- kube-apiserver --------------------------------------------------------
 wait_for "etcd" 30 etcd curl -sf "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
+ensure_port_free kube-apiserver "$BRIDGE_IP:$APISERVER_PORT"
 start_bg kube-apiserver "$K8S_BIN/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
   --bind-address="$BRIDGE_IP" --advertise-address="$BRIDGE_IP" --secure-port="$APISERVER_PORT" \

@@ -9,7 +9,21 @@ source "$LOCAL_DIR/lib/procs.sh"
 
 "$LOCAL_DIR/stop.sh"
 
+# The bridge, iptables rules and kubepods cgroups are machine-wide: leave them
+# to a running cluster of another checkout.
+OWNER_FILE=/run/k8x-cluster/state-dir
+other="$(cat "$OWNER_FILE" 2>/dev/null || true)"
+if [[ -n $other && $other != "$STATE_DIR" && -s "$other/cluster/run/kube-apiserver.pid" ]] \
+    && kill -0 "$(cat "$other/cluster/run/kube-apiserver.pid")" 2>/dev/null; then
+  log "the cluster of $other is running: keeping the bridge and iptables rules"
+  SKIP_NET=1
+else
+  SKIP_NET=
+  rm -f "$OWNER_FILE"
+fi
+
 # Remove what kube-proxy and start.sh put into iptables.
+if [[ -z $SKIP_NET ]]; then
 if [[ -x "$K8S_BIN/kube-proxy" ]]; then
   "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
 fi
@@ -29,6 +43,7 @@ while iptables -w -t mangle -D FORWARD -j K8X-GUARD 2>/dev/null; do :; done
 iptables -w -t mangle -F K8X-GUARD 2>/dev/null || true
 iptables -w -t mangle -X K8X-GUARD 2>/dev/null || true
 if ip link del "$BRIDGE" 2>/dev/null; then log "removed bridge $BRIDGE"; fi
+fi
 
 if [[ -d $CLUSTER_DIR ]]; then
   # Kubelet volumes, netns and container rootfs mounts live under the state dir.
@@ -39,7 +54,9 @@ if [[ -d $CLUSTER_DIR ]]; then
   log "removed $CLUSTER_DIR"
 fi
 # Empty cgroups the kubelet created (only removable once no process is left).
-for c in /sys/fs/cgroup/*/kubepods; do
-  if [[ -d $c ]]; then find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
-done
+if [[ -z $SKIP_NET ]]; then
+  for c in /sys/fs/cgroup/*/kubepods; do
+    if [[ -d $c ]]; then find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+  done
+fi
 log "cluster wiped (build cache kept in $CACHE_DIR)"

@@ -41,6 +41,13 @@ start_bg() {  # start_bg <name> <binary> [args...]
   log "started $name (pid $!, log $LOG_DIR/$name.log)"
 }
 
+ensure_port_free() {  # ensure_port_free <name> <addr:port>: unless <name> runs, nothing may listen there
+  is_running "$1" && return 0
+  local port=${2##*:} listeners
+  listeners="$(ss -Hltnp "sport = :$port" 2>/dev/null || true)"
+  [[ -z $listeners ]] || die "cannot start $1: port $port is taken by another process: $listeners"
+}
+
 stop_proc() {  # stop_proc <name> [timeout seconds]
   local name=$1 timeout=${2:-20} pid i
   if ! pid="$(pid_of "$name")"; then
