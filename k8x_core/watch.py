@@ -416,8 +416,11 @@ class Watcher:
 
     def run_forever(self) -> None:
         self.start()
-        while not self.stopping.is_set():
-            self.step(timeout=1.0)
+        try:
+            while not self.stopping.is_set():
+                self.step(timeout=1.0)
+        finally:
+            connection.close()
 
     def step(self, *, timeout: float = 1.0) -> int:
         """Apply what the watches brought (waiting up to ``timeout`` for the first
