@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections import Counter
@@ -70,6 +71,10 @@ _ATTR_LIMITS = {
     "datacontenttype": Event._meta.get_field("datacontenttype").max_length,
 }
 _CORRELATION_MAX = Event._meta.get_field("correlation_id").max_length or 64
+
+
+# json.dumps writes NUL as \u0000; an escaped backslash before "u0000" is text.
+_NUL_ESCAPE_RE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class EventRejected(ValueError):
@@ -140,7 +145,7 @@ def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejecte
                 raise EventRejected(f"attribute '{name}' is longer than {limit} characters")
         # PostgreSQL text and jsonb refuse NUL characters and lone surrogates.
         text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-        if "\\u0000" in text:
+        if "\\u0000" in text and _NUL_ESCAPE_RE.search(text):
             raise EventRejected("event contains a NUL character (\\u0000), which cannot be stored")
         try:
             size = len(text.encode())
