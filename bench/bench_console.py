@@ -66,13 +66,13 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     from k8x_core.models import Membership, Project, Role, Run, RunStatus, Service
 
-    Project.objects.filter(slug__startswith="bench-console").delete()
-    User.objects.filter(username="bench-console").delete()
-    project = Project.objects.create(slug="bench-console")
-    other = Project.objects.create(slug="bench-console-other")
+    Project.objects.filter(slug__startswith="console-bench").delete()
+    User.objects.filter(username="console-bench").delete()
+    project = Project.objects.create(slug="console-bench")
+    other = Project.objects.create(slug="console-bench-other")
     services = [Service.objects.create(project=project, name=f"svc-{i}", image="busybox") for i in range(20)]
     foreign = Service.objects.create(project=other, name="foreign", image="busybox")
-    user = User.objects.create_user("bench-console", password=uuid.uuid4().hex)
+    user = User.objects.create_user("console-bench", password=uuid.uuid4().hex)
     Membership.objects.create(project=project, user=user, role=Role.USER)
 
     statuses = [RunStatus.SUCCEEDED] * 8 + [RunStatus.FAILED, RunStatus.RUNNING]
@@ -169,8 +169,8 @@ def main() -> None:
         print(f"{name:<22}{view_ms:>10.1f}{sql_ms:>10.2f}{view_ms / sql_ms:>10.1f}{BUDGET_MS:>9.0f}{ok:>5}")
     print(f"{'(OFFSET+COUNT, 50k deep)':<22}{'—':>10}{offset_ms:>10.1f}{'':>10}  query alone, not used")
 
-    Project.objects.filter(slug__startswith="bench-console").delete()
-    User.objects.filter(username="bench-console").delete()
+    Project.objects.filter(slug__startswith="console-bench").delete()
+    User.objects.filter(username="console-bench").delete()
     if any(view_ms > BUDGET_MS for _, view_ms, _ in rows):
         sys.exit(1)
 

@@ -57,9 +57,11 @@ def keyset_page(
     if newer is not None and older is None:
         when, pk = newer
         chunk = list(
-            qs.filter(Q(**{f"{time_field}__gt": when}) | Q(**{time_field: when, "pk__gt": pk})).order_by(
-                time_field, "pk"
-            )[: size + 1]
+            qs.filter(
+                # The redundant bound lets the index on the time column start the scan at the cursor.
+                Q(**{f"{time_field}__gte": when}),
+                Q(**{f"{time_field}__gt": when}) | Q(**{time_field: when, "pk__gt": pk}),
+            ).order_by(time_field, "pk")[: size + 1]
         )
         has_newer = len(chunk) > size
         items = list(reversed(chunk[:size]))
@@ -67,7 +69,10 @@ def keyset_page(
     else:
         if older is not None:
             when, pk = older
-            qs = qs.filter(Q(**{f"{time_field}__lt": when}) | Q(**{time_field: when, "pk__lt": pk}))
+            qs = qs.filter(
+                Q(**{f"{time_field}__lte": when}),
+                Q(**{f"{time_field}__lt": when}) | Q(**{time_field: when, "pk__lt": pk}),
+            )
         chunk = list(qs.order_by(f"-{time_field}", "-pk")[: size + 1])
         has_older = len(chunk) > size
         items = chunk[:size]
