@@ -138,6 +138,13 @@ def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejecte
         event = ce_from_kafka(message.headers, message.value)
     except CloudEventInvalid as exc:
         return Rejected(message, exc.message)
+    except Exception as exc:
+        # Whatever a message makes the decoder do (e.g. RecursionError on
+        # absurdly nested JSON), it must never stop the hub.
+        logger.warning(
+            "message %s/%s/%s not decodable", message.topic, message.partition, message.offset, exc_info=True
+        )
+        return Rejected(message, f"message could not be decoded: {type(exc).__name__}: {exc}")
     try:
         for name, limit in _ATTR_LIMITS.items():
             value = event.get(name)
@@ -158,6 +165,8 @@ def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejecte
         when = ce_time_parse(event["time"]) if "time" in event else None
     except (EventRejected, CloudEventInvalid) as exc:
         return Rejected(message, str(exc), event)
+    except (ValueError, TypeError, RecursionError) as exc:
+        return Rejected(message, f"event could not be processed: {type(exc).__name__}: {exc}", event)
     return Decoded(message, event, project_id, correlation or ce_new_correlation_id(), when, size, text)
 
 

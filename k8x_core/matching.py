@@ -170,8 +170,12 @@ class TriggerIndex:
                 continue
             if trig.cel is not None:
                 if activation is None:
-                    activation = cel_event(event)
-                if not cel_true(program=trig.cel, activation_event=activation):
+                    try:
+                        activation = cel_event(event)
+                    except (RecursionError, ValueError, TypeError):
+                        # An event CEL cannot represent matches no CEL filter.
+                        activation = False
+                if activation is False or not cel_true(program=trig.cel, activation_event=activation):
                     continue
             matched.append(trig.service_id)
         return matched

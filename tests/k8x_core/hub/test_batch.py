@@ -146,6 +146,11 @@ def test_schedule_event_runs_exactly_its_service(make_service: Any, project: Pro
             "NUL character",
         ),
         (
+            [("content-type", b"application/cloudevents+json")],
+            b"[" * 100_000 + b"]" * 100_000,
+            "could not be decoded: RecursionError",
+        ),
+        (
             [("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_source", b"/s" * 300), ("ce_type", b"t")],
             b"",
             "attribute 'source' is longer than 512 characters",
@@ -166,6 +171,12 @@ def test_invalid_messages_are_rejected_with_their_reason(
     assert result.rejects[0][0].offset == 7
     assert reason in result.rejects[0][1]
     assert Run.objects.count() == 1
+
+
+def test_escaped_backslash_u0000_text_is_not_a_nul(make_service: Any, queue_name: str) -> None:
+    ev = event(data={"text": "C:\\u0000 is just text"})
+    assert process(message(ev)).counts == {"unmatched": 1}
+    assert Event.objects.get(ce_id=ev["id"]).payload["data"]["text"] == "C:\\u0000 is just text"
 
 
 def test_redis_down_keeps_runs_queued_in_the_database(make_service: Any, settings: Any, queue_name: str) -> None:
