@@ -12,6 +12,7 @@ Screenshots go to artifacts/screenshots/ (gitignored).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -101,15 +102,12 @@ def kafka_topics() -> Iterator[tuple[str, str, str]]:
     for fut in futures.values():
         fut.result(timeout=30)
     yield topic, dlq, group
+    # Best-effort clean-up: a topic or group that is already gone is fine.
     for fut in admin.delete_topics([topic, dlq]).values():
-        try:
+        with contextlib.suppress(Exception):
             fut.result(timeout=30)
-        except Exception:  # noqa: S110 (best-effort clean-up)
-            pass
-    try:
+    with contextlib.suppress(Exception):
         admin.delete_consumer_groups([group])[group].result(timeout=30)
-    except Exception:  # noqa: S110
-        pass
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tests.browser.conftest import Stack, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.cluster, pytest.mark.kafka]
 
-PASSWORD = "browser-test-pw-9"  # noqa: S105
+PASSWORD = "browser-test-pw-9"
 LINES = 10
 # Slow enough that the page is open while the pod still writes.
 COMMAND = f"sh -c 'sleep 3; for i in $(seq 1 {LINES}); do echo \"console line $i\"; sleep 1; done'"
