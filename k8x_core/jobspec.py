@@ -109,6 +109,9 @@ def template_parse(text: str) -> dict[str, Any]:
         job = doc
     elif kind == "Pod":
         job = {"spec": {"template": {"metadata": doc.get("metadata") or {}, "spec": doc.get("spec") or {}}}}
+    elif kind is None and isinstance(doc.get("spec"), dict) and isinstance(doc["spec"].get("template"), dict):
+        # A Job without its apiVersion/kind lines.
+        job = doc
     elif kind in (None, "PodTemplate") and isinstance(doc.get("template"), dict):
         job = {"spec": {"template": doc["template"]}}
     elif kind is None and isinstance(doc.get("spec"), dict) and "containers" in doc["spec"]:

@@ -309,18 +309,37 @@ class LogFollower(threading.Thread):
             connection.close()
 
     def _follow(self) -> None:
-        batch: list[str] = []
-        last_flush = time.monotonic()
-        for line in kube.pod_log_stream(namespace=self.namespace, name=self.pod, container=self.container):
-            batch.append(_prefix_line(line, self.container) if self.prefix else line)
-            now = time.monotonic()
-            if len(batch) >= self.FLUSH_LINES or now - last_flush >= self.FLUSH_SECONDS:
-                self._flush(batch)
-                batch = []
-                last_flush = now
-            if self.watcher.stopping.is_set():
-                break
-        self._flush(batch)
+        # Lines are flushed by time as well as by count: a quiet container's last
+        # line must not wait for the next one.
+        self._batch: list[str] = []
+        self._batch_lock = threading.Lock()
+        done = threading.Event()
+
+        def flusher() -> None:
+            while not done.wait(self.FLUSH_SECONDS):
+                self._flush_pending()
+            connection.close()
+
+        timer = threading.Thread(target=flusher, name=f"{self.name}-flush", daemon=True)
+        timer.start()
+        try:
+            for line in kube.pod_log_stream(namespace=self.namespace, name=self.pod, container=self.container):
+                with self._batch_lock:
+                    self._batch.append(_prefix_line(line, self.container) if self.prefix else line)
+                    full = len(self._batch) >= self.FLUSH_LINES
+                if full:
+                    self._flush_pending()
+                if self.watcher.stopping.is_set():
+                    break
+        finally:
+            done.set()
+            timer.join(timeout=5)
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        with self._batch_lock:
+            lines, self._batch = self._batch, []
+        self._flush(lines)
 
     def _flush(self, lines: list[str]) -> None:
         if not lines:

@@ -182,6 +182,7 @@ spec:
         "kind: Pod\nspec:\n  containers:\n  - {name: x, image: i}\n",
         "spec:\n  containers:\n  - {name: x, image: i}\n",
         "template:\n  spec:\n    containers:\n    - {name: x, image: i}\n",
+        "spec:\n  template:\n    spec:\n      containers:\n      - {name: x, image: i}\n",
     ],
 )
 def test_pod_and_pod_template_become_a_job(text: str) -> None:
