@@ -55,10 +55,10 @@ def ensure_database() -> None:
 
 
 def clean_up(Event: Any, Project: Any, Run: Any) -> None:
-    Run.objects.filter(service__project__slug__startswith="bench-").delete()
-    Run.objects.filter(event__source__startswith="/bench/").delete()
-    Event.objects.filter(source__startswith="/bench/").delete()
-    Project.objects.filter(slug__startswith="bench-").delete()
+    Run.objects.filter(service__project__slug__startswith="bench-hub-").delete()
+    Run.objects.filter(event__source__startswith="/bench-hub/").delete()
+    Event.objects.filter(source__startswith="/bench-hub/").delete()
+    Project.objects.filter(slug__startswith="bench-hub-").delete()
 
 
 def main() -> None:
@@ -91,12 +91,12 @@ def main() -> None:
         [NewTopic(topic, num_partitions=4, replication_factor=1), NewTopic(dlq, num_partitions=1, replication_factor=1)]
     ).values():
         fut.result(timeout=30)
-    project = Project.objects.create(slug=f"bench-{tag}")
+    project = Project.objects.create(slug=f"bench-hub-{tag}")
     orders = Service.objects.create(project=project, name="orders", image="busybox")
     big = Service.objects.create(project=project, name="big-orders", image="busybox")
     Trigger.objects.create(service=orders, event_type="com.acme.order.created")
     Trigger.objects.create(service=big, event_type="com.acme.order.*", cel_expression="event.data.amount >= 900")
-    source = f"/bench/{tag}"
+    source = f"/bench-hub/{tag}"
     groups: list[str] = []
     try:
         # 1. produce
