@@ -114,6 +114,7 @@ def test_a_run_emits_an_event_that_triggers_a_second_service_in_the_same_flow(
     done2 = wait_run(run2.pk, timeout=120)
     assert done2.status == RunStatus.SUCCEEDED, (done2.reason, done2.message, done2.log)
     assert done2.correlation_id == done1.correlation_id == run1.correlation_id
+    assert done2.event_id is not None
     follow_up = Event.objects.get(pk=done2.event_id)
     assert follow_up.type == "com.test.chain.next"
     assert follow_up.correlation_id == done1.correlation_id
