@@ -343,7 +343,9 @@ class TriggerKind(models.TextChoices):
 class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="runs")
-    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    # CASCADE: an event-triggered run cannot exist without its event (a
+    # check constraint), so retention deletes both together.
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
     trigger_kind = models.CharField(max_length=10, choices=TriggerKind.choices, default=TriggerKind.EVENT)
     correlation_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)

@@ -40,6 +40,10 @@ KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:
 K8X_EVENTS_TOPIC = env.str("K8X_EVENTS_TOPIC", default="k8x.events")
 K8X_DLQ_TOPIC = env.str("K8X_DLQ_TOPIC", default="k8x.events.dlq")
 K8X_HUB_GROUP = env.str("K8X_HUB_GROUP", default="k8x-hub")
+K8X_HUB_BATCH_SIZE = env.int("K8X_HUB_BATCH_SIZE", default=500)
+# The hub serves its own Prometheus metrics here (0: off).
+K8X_HUB_METRICS_PORT = env.int("K8X_HUB_METRICS_PORT", default=9101)
+K8X_HUB_METRICS_ADDR = env.str("K8X_HUB_METRICS_ADDR", default="127.0.0.1")
 # Project namespaces are "<K8X_NAMESPACE>-<project slug>".
 K8X_NAMESPACE = env.str("K8X_NAMESPACE", default="k8x")
 # Empty: use KUBECONFIG if set, else the local cluster's kubeconfig if it
