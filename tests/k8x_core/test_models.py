@@ -206,3 +206,12 @@ def test_job_name_is_deterministic_and_valid() -> None:
 def test_api_key_hash_unique(project: Project) -> None:
     ApiKey.objects.create(project=project, name="a", prefix="p", key_hash="h" * 64)
     assert "key_hash" in refused(ApiKey.objects.create, project=project, name="b", prefix="p", key_hash="h" * 64)
+
+
+def test_deleting_an_event_deletes_its_event_runs(service: Service) -> None:
+    ev = event()
+    run = Run.objects.create(service=service, event=ev, trigger_kind=TriggerKind.EVENT)
+    manual = Run.objects.create(service=service, trigger_kind=TriggerKind.MANUAL)
+    ev.delete()
+    assert not Run.objects.filter(pk=run.pk).exists()
+    assert Run.objects.filter(pk=manual.pk).exists()
