@@ -7,6 +7,7 @@ Insecure defaults are refused with DEBUG=False by the system checks in
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -173,7 +174,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(K8X_STATE_DIR / "staticfiles"))
 # WhiteNoise warns on every request while STATIC_ROOT is missing, before
 # the first collectstatic; the finders serve the files meanwhile.
-Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+with contextlib.suppress(OSError):
+    Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

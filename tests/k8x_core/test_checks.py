@@ -6,6 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 
 from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
@@ -43,7 +44,7 @@ def test_invalid_values_are_named(settings) -> None:
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SECRET_KEY", "K8X_SECRETS_KEY", "DEBUG"))}
     # Keep the generated .state/k8x.env of `make up` out of this check.
-    base["K8X_STATE_DIR"] = "/nonexistent-k8x-state"
+    base["K8X_STATE_DIR"] = tempfile.mkdtemp(prefix="k8x-check-")
     return subprocess.run(
         [sys.executable, "manage.py", *args], capture_output=True, text=True, env={**base, **env}, check=False
     )
