@@ -37,6 +37,7 @@ from k8x_core.ingest import (
     Sender,
     event_accept,
     sender_authenticate,
+    sender_authenticate_cached,
     sender_from_user,
     simple_event_build,
 )
@@ -114,6 +115,12 @@ def _sender_sync(request: HttpRequest) -> Sender:
 
 
 async def _sender(request: HttpRequest) -> Sender:
+    # A recently accepted API key needs neither the database nor a thread.
+    cached = sender_authenticate_cached(
+        api_key=request.headers.get("X-API-Key"), authorization=request.headers.get("Authorization")
+    )
+    if cached is not None:
+        return cached
     # One hop to the sync thread for all of authentication (database work).
     return await sync_to_async(_sender_sync)(request)
 
