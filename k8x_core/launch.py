@@ -17,8 +17,9 @@ ends the watcher enqueues the next ones (``service_queue_advance``).
 
 Secrets reach the container only by reference: the service's merged secrets
 are kept in one Kubernetes Secret per service (``k8x-svc-<service>``), and the
-run token in the run's own Secret (``k8x-run-<hex>``, owned by the Job so it is
-collected with it).
+run token in the run's own Secret (``k8x-run-<hex>``; the watcher makes the Job
+its owner when it first sees the Job, so it is collected with it, and the
+launch itself costs two API writes: the Secret and the Job).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from k8x_core import jobspec, kube
-from k8x_core.configs import configs_resolve, secret_keys_resolve, secrets_resolve
+from k8x_core.configs import configs_resolve, secrets_resolve
 from k8x_core.live import live_publish_status
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.queue import run_enqueue
@@ -88,15 +89,16 @@ def _digest(values: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
-def service_secrets_sync(*, service: Service, force: bool = False) -> bool:
+def service_secrets_sync(*, service: Service, force: bool = False, values: dict[str, str] | None = None) -> bool:
     """Make the service's Kubernetes Secret hold exactly its merged secret values.
 
     Called before every launch (cheap when nothing changed: the values' digest is
     remembered for a short while) and by whoever changes secrets. True when the
-    Secret was written."""
+    Secret was written. ``values``: the already resolved secrets, to save a query."""
     namespace = service.project.namespace
     name = jobspec.service_secret_name(service.name)
-    values = secrets_resolve(service=service)
+    if values is None:
+        values = secrets_resolve(service=service)
     digest = _digest(values)
     key = (namespace, name)
     now = time.monotonic()
@@ -223,6 +225,8 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         correlation_id=run.correlation_id,
         ttl_seconds=settings.K8X_RUN_TOKEN_TTL_SECONDS,
     )
+    # One query for the secrets serves both the Job's references and the sync.
+    secret_values = secrets_resolve(service=service)
     try:
         build = jobspec.job_build(
             run=run,
@@ -231,7 +235,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
             namespace=namespace,
             event=run.event,
             configs=configs_resolve(service=service),
-            secret_keys=secret_keys_resolve(service=service),
+            secret_keys=sorted(secret_values),
             events_url=settings.K8X_EVENTS_URL,
             run_token=token,
             ttl_seconds_after_finished=settings.K8X_JOB_TTL_SECONDS,
@@ -241,7 +245,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         return LaunchResult.FAILED
 
     kube.namespace_ensure(name=namespace, labels={jobspec.LABEL_PROJECT: project.slug})
-    service_secrets_sync(service=service)
+    service_secrets_sync(service=service, values=secret_values)
 
     if service.max_concurrency:
         with transaction.atomic():
@@ -273,12 +277,6 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
     elif Run.objects.filter(pk=run.pk, status=RunStatus.CANCELLED).exists():
         # Cancelled while we were creating it: the cancel may have missed the Job.
         kube.job_delete(namespace=namespace, name=run_job_name(run.pk))
-    try:
-        kube.secret_set_owner(
-            namespace=namespace, name=jobspec.run_secret_name(run.pk), owner=kube.owner_reference(job)
-        )
-    except kube.KubeError:
-        log.warning("run %s: could not make the Job own its Secret", run.pk, exc_info=True)
     return result
 
 

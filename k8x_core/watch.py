@@ -384,6 +384,7 @@ class Watcher:
         self._log_bytes: dict[str, int] = {}
         self._log_lock = threading.Lock()
         self._finished: set[str] = set()
+        self._owned: set[str] = set()
         self._last_vanished_check = 0.0
 
     # --- watch threads -------------------------------------------------------------
@@ -526,6 +527,8 @@ class Watcher:
             self._forget(run_id)
             return
         if run.status in TERMINAL_STATUSES:
+            if run_id in self.jobs:
+                self._own_run_secret(run, self.jobs[run_id])
             self._finish_local(run_id, deleted=deleted_job is not None)
             return
         job = self.jobs.get(run_id)
@@ -547,10 +550,30 @@ class Watcher:
             return
         if job is None:
             return
+        self._own_run_secret(run, job)
         obs = run_observe(job, pods)
         self.apply(run, obs, pods=pods)
         if self.follow_logs and not obs.is_terminal:
             self._follow(run, pods)
+
+    def _own_run_secret(self, run: Run, job: dict[str, Any]) -> None:
+        """Make the Job own its run Secret (done here, off the launch path), so the
+        Secret is collected with the Job (TTL, cancel, kubectl delete)."""
+        uid = str((job.get("metadata") or {}).get("uid") or "")
+        if not uid or uid in self._owned:
+            return
+        try:
+            kube.secret_set_owner(
+                namespace=run.service.project.namespace,
+                name=jobspec.run_secret_name(run.pk),
+                owner=kube.owner_reference({"apiVersion": "batch/v1", "kind": "Job", **job}),
+            )
+        except kube.KubeNotFound:
+            pass
+        except kube.KubeError:
+            log.warning("run %s: could not make the Job own its Secret", run.pk, exc_info=True)
+            return
+        self._owned.add(uid)
 
     def apply(self, run: Run, obs: Observation, *, pods: list[dict[str, Any]]) -> bool:
         """Write an observation to the run (forward moves only). True if it changed status."""

@@ -3,11 +3,19 @@ path with a run id; everything else is the domain's (``k8x_core.launch``)."""
 
 from __future__ import annotations
 
+import logging
+import time
+
 from k8x_core.launch import run_launch
+
+log = logging.getLogger(__name__)
 
 
 def launch_run(run_id: str) -> str:
     """Launch one queued run as a Kubernetes Job; returns what happened
     (started, adopted, deferred, skipped, failed). Cluster unavailable: raises,
     the run stays queued and the reconciler enqueues it again."""
-    return run_launch(run_id=run_id).value
+    t0 = time.perf_counter()
+    result = run_launch(run_id=run_id).value
+    log.info("run %s: %s in %.1f ms", run_id, result, (time.perf_counter() - t0) * 1000)
+    return result

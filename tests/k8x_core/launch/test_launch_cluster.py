@@ -142,7 +142,11 @@ def check_contract(run: Run, service: Service, expected: dict[str, str]) -> None
     assert values["DB_PASSWORD_SHA"] == sha(expected["DB_PASSWORD"])
     assert values["API_TOKEN_SHA"] == sha(expected["API_TOKEN"])
     ns = service.project.namespace
-    token = kube.secret_get(namespace=ns, name=jobspec.run_secret_name(run.pk))["data"]["K8X_RUN_TOKEN"]
+    run_secret = kube.secret_get(namespace=ns, name=jobspec.run_secret_name(run.pk))
+    token = run_secret["data"]["K8X_RUN_TOKEN"]
+    # The Job owns the run Secret: it is collected with the Job.
+    job_uid = kube.job_get(namespace=ns, name=run_job_name(run.pk))["metadata"]["uid"]
+    assert [o["uid"] for o in run_secret["metadata"].get("ownerReferences", [])] == [job_uid]
     import base64
 
     assert values["K8X_RUN_TOKEN_SHA"] == sha(base64.b64decode(token).decode())
