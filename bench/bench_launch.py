@@ -18,7 +18,8 @@ Then a burst of events through one hub batch, launched by the worker pool:
 launches/s until the last Job is created, beside direct creates of as many Jobs
 from as many threads.
 
-    DATABASE_URL=postgres://k8x:k8x@127.0.0.1:55432/k8x_bench python bench/bench_launch.py [SEQUENTIAL] [BURST] [WORKERS]
+    DATABASE_URL=postgres://k8x:k8x@127.0.0.1:55432/k8x_bench \
+        python bench/bench_launch.py [SEQUENTIAL] [BURST] [WORKERS]
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ if not os.environ.get("SECRET_KEY"):
     os.environ["SECRET_KEY"] = _secrets.token_urlsafe(50)
     os.environ["K8X_SECRETS_KEY"] = Fernet.generate_key().decode()
 
-import django
+import django  # noqa: E402  (after the environment it reads)
 
 
 def ensure_database() -> None:
@@ -92,7 +93,7 @@ class Observer:
         path = kube.jobs_path(self.namespace) if kind == "jobs" else kube.pods_path(self.namespace)
         selector = "app.kubernetes.io/managed-by=k8x"
         while not self.stop.is_set():
-            items, rv = (kube.job_list if kind == "jobs" else kube.pod_list)(
+            _items, rv = (kube.job_list if kind == "jobs" else kube.pod_list)(
                 namespace=self.namespace, label_selector=selector
             )
             self.ready[kind].set()
@@ -199,7 +200,7 @@ def main() -> None:
                 configs={},
                 secret_keys=[],
                 events_url=settings.K8X_EVENTS_URL,
-                run_token="x",
+                run_token="x",  # noqa: S106  (a dummy, not a credential)
                 ttl_seconds_after_finished=60,
             )
             # Same Job, minus the run Secret the token would live in.
