@@ -29,7 +29,9 @@ from tests.cluster_fixtures import (
     wait_until,
 )
 
-pytestmark = pytest.mark.cluster
+# The first test may have to build the cluster (kube_cluster runs build.sh):
+# ~15 min on a cold cache, more than the default per-test timeout.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")
