@@ -19,17 +19,20 @@ Client-sent ``k8x*`` extensions are always stripped (``ce.ce_scope``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
 import time
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
 from k8x_core.apikeys import apikey_authenticate
@@ -41,6 +44,7 @@ from k8x_core.ce import (
     ce_size,
 )
 from k8x_core.kafka import KafkaMessageRejected, KafkaUnavailable, kafka_produce_events
+from k8x_core.kafka.producer import kafka_produce_events_async
 from k8x_core.metrics import BRIDGE_EVENTS, redis_client
 from k8x_core.models import ApiKey, Membership, Project
 from k8x_core.projects import project_role
@@ -200,17 +204,27 @@ def sender_authenticate(
 # --- rate limit ------------------------------------------------------------------
 
 
+def _rate_window(*, key: str, limit: int | None, now: float | None) -> tuple[int, float, str]:
+    per_minute = int(settings.K8X_RATE_LIMIT_PER_MINUTE if limit is None else limit)
+    now = time.time() if now is None else now
+    return per_minute, now, f"k8x:rate:{key}:{int(now // 60)}"
+
+
+def _rate_refused(*, per_minute: int, now: float) -> IngestRefused:
+    retry_after = max(1, math.ceil(60 - (now % 60)))
+    return IngestRefused(
+        429, f"rate limit of {per_minute} events per minute exceeded", field="rate", retry_after=retry_after
+    )
+
+
 def rate_limit_take(*, key: str, count: int = 1, limit: int | None = None, now: float | None = None) -> None:
     """Take ``count`` from the sender's budget for the current minute (a fixed
     window in Redis), or raise IngestRefused(429) with the seconds until the
     next window. With Redis unreachable the limit is not enforced (logged):
     refusing every event because the limiter is down would be worse."""
-    per_minute = settings.K8X_RATE_LIMIT_PER_MINUTE if limit is None else limit
+    per_minute, now, redis_key = _rate_window(key=key, limit=limit, now=now)
     if per_minute <= 0:
         return
-    now = time.time() if now is None else now
-    window = int(now // 60)
-    redis_key = f"k8x:rate:{key}:{window}"
     try:
         pipe = redis_client().pipeline()
         pipe.incrby(redis_key, count)
@@ -223,10 +237,44 @@ def rate_limit_take(*, key: str, count: int = 1, limit: int | None = None, now: 
         logger.warning("rate limit not enforced: Redis unreachable", exc_info=True)
         return
     if used > per_minute:
-        retry_after = max(1, math.ceil(60 - (now % 60)))
-        raise IngestRefused(
-            429, f"rate limit of {per_minute} events per minute exceeded", field="rate", retry_after=retry_after
-        )
+        raise _rate_refused(per_minute=per_minute, now=now)
+
+
+# One asyncio Redis client per event loop (its connections belong to the loop
+# that opened them): one for the ASGI server's loop, a short-lived one for
+# each loop asgiref makes for a sync caller (tests).
+_async_redis_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncRedis] = weakref.WeakKeyDictionary()
+
+
+def _async_redis() -> AsyncRedis:
+    loop = asyncio.get_running_loop()
+    client = _async_redis_clients.get(loop)
+    if client is None:
+        client = AsyncRedis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        _async_redis_clients[loop] = client
+    return client
+
+
+async def rate_limit_take_async(
+    *, key: str, count: int = 1, limit: int | None = None, now: float | None = None
+) -> None:
+    """``rate_limit_take`` for the event loop (same window, same rules)."""
+    per_minute, now, redis_key = _rate_window(key=key, limit=limit, now=now)
+    if per_minute <= 0:
+        return
+    try:
+        client = _async_redis()
+        async with client.pipeline() as pipe:
+            pipe.incrby(redis_key, count)
+            pipe.expire(redis_key, 120)
+            used = int((await pipe.execute())[0])
+        if used > per_minute:
+            await client.decrby(redis_key, count)
+    except (RedisError, OSError, TimeoutError):
+        logger.warning("rate limit not enforced: Redis unreachable", exc_info=True)
+        return
+    if used > per_minute:
+        raise _rate_refused(per_minute=per_minute, now=now)
 
 
 # --- accepting -------------------------------------------------------------------
@@ -272,6 +320,20 @@ def events_prepare(*, events: Sequence[Mapping[str, Any]], sender: Sender) -> li
     return prepared
 
 
+def _produce_refused(exc: KafkaMessageRejected | KafkaUnavailable) -> IngestRefused:
+    if isinstance(exc, KafkaMessageRejected):
+        return IngestRefused(413, str(exc), field="size")
+    retry_after = max(1, math.ceil(settings.K8X_PRODUCE_TIMEOUT_SECONDS))
+    return IngestRefused(
+        503, f"event store unavailable, nothing was accepted; retry later ({exc})", retry_after=retry_after
+    )
+
+
+def _accepted(prepared: list[dict[str, Any]], endpoint: str) -> list[Accepted]:
+    BRIDGE_EVENTS.labels(endpoint=endpoint).inc(len(prepared))
+    return [Accepted(id=str(e["id"]), correlation_id=ce_correlation_id(e)) for e in prepared]
+
+
 def event_accept(
     *,
     events: Sequence[Mapping[str, Any]],
@@ -288,12 +350,25 @@ def event_accept(
         rate_limit_take(key=sender.rate_key, count=len(prepared))
     try:
         kafka_produce_events(prepared, topic=topic)
-    except KafkaMessageRejected as exc:
-        raise IngestRefused(413, str(exc), field="size") from exc
-    except KafkaUnavailable as exc:
-        retry_after = max(1, math.ceil(settings.K8X_PRODUCE_TIMEOUT_SECONDS))
-        raise IngestRefused(
-            503, f"event store unavailable, nothing was accepted; retry later ({exc})", retry_after=retry_after
-        ) from exc
-    BRIDGE_EVENTS.labels(endpoint=endpoint).inc(len(prepared))
-    return [Accepted(id=str(e["id"]), correlation_id=ce_correlation_id(e)) for e in prepared]
+    except (KafkaMessageRejected, KafkaUnavailable) as exc:
+        raise _produce_refused(exc) from exc
+    return _accepted(prepared, endpoint)
+
+
+async def event_accept_async(
+    *,
+    events: Sequence[Mapping[str, Any]],
+    sender: Sender,
+    endpoint: str = "events",
+    topic: str | None = None,
+) -> list[Accepted]:
+    """``event_accept`` on the event loop: the rate limit and the wait for the
+    broker's acknowledgement hold no thread (the web bridge's hot path)."""
+    prepared = events_prepare(events=events, sender=sender)
+    if sender.rate_key:
+        await rate_limit_take_async(key=sender.rate_key, count=len(prepared))
+    try:
+        await kafka_produce_events_async(prepared, topic=topic)
+    except (KafkaMessageRejected, KafkaUnavailable) as exc:
+        raise _produce_refused(exc) from exc
+    return _accepted(prepared, endpoint)

@@ -6,16 +6,17 @@ The endpoints are CSRF-exempt for header credentials, which a browser never
 sends by itself; a session-authenticated POST must carry the CSRF token
 (``X-CSRFToken``), checked here with Django's own middleware logic.
 
-The POST views are async so that waiting for Kafka's acknowledgement (up to
-K8X_PRODUCE_TIMEOUT_SECONDS) runs in a worker thread and never holds up the
-rest of the site; database work stays on Django's sync thread.
+The POST views are async: the rate limit and the wait for Kafka's
+acknowledgement (up to K8X_PRODUCE_TIMEOUT_SECONDS) are awaited on the event
+loop and hold no thread; a recently accepted API key is known without the
+database (``ingest.sender_authenticate_cached``); other authentication goes
+to Django's sync thread in one hop.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -35,7 +36,7 @@ from k8x_core.ingest import (
     Accepted,
     IngestRefused,
     Sender,
-    event_accept,
+    event_accept_async,
     sender_authenticate,
     sender_authenticate_cached,
     sender_from_user,
@@ -126,9 +127,8 @@ async def _sender(request: HttpRequest) -> Sender:
 
 
 async def _accept(events: list[dict[str, Any]], sender: Sender, endpoint: str) -> list[Accepted]:
-    # Off the sync thread: this waits for the broker (no database access).
-    run: Callable[..., list[Accepted]] = event_accept
-    return await sync_to_async(run, thread_sensitive=False)(events=events, sender=sender, endpoint=endpoint)
+    # On the event loop: the rate limit and the wait for the broker hold no thread.
+    return await event_accept_async(events=events, sender=sender, endpoint=endpoint)
 
 
 def _max_body(batch: bool = False) -> int:

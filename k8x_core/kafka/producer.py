@@ -20,6 +20,8 @@ the second copy by ``source`` + ``id``. So delivery is at least once, never
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -134,12 +136,15 @@ def kafka_producer_reset() -> None:
 
 
 class _Waiter:
+    """Collects the delivery reports of one call's messages (served on the
+    poller thread) and wakes the caller once all are in."""
+
     def __init__(self, count: int) -> None:
         self.pending = count
         self.errors: list[_CKafkaError] = []
         self.results: dict[int, ProducedMessage] = {}
         self.done = threading.Event()
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
 
     def callback(self, index: int) -> Any:
         def on_delivery(err: _CKafkaError | None, msg: Message) -> None:
@@ -151,10 +156,39 @@ class _Waiter:
                         topic=msg.topic() or "", partition=msg.partition() or 0, offset=msg.offset() or 0
                     )
                 self.pending -= 1
-                if self.pending == 0:
-                    self.done.set()
+                finished = self.pending == 0
+            if finished:
+                self.done.set()
+                self._finished()
 
         return on_delivery
+
+    def _finished(self) -> None:
+        pass
+
+    def outcome(self, count: int) -> list[ProducedMessage]:
+        if self.errors:
+            _raise_for(self.errors)
+        return [self.results[i] for i in range(count)]
+
+
+class _AsyncWaiter(_Waiter):
+    """Resolves an asyncio future on the caller's loop instead, so waiting for
+    the broker holds no thread (one ``call_soon_threadsafe`` per call)."""
+
+    def __init__(self, count: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(count)
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def _finished(self) -> None:
+        # RuntimeError: the loop is closed, nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 def _raise_for(errors: Sequence[_CKafkaError]) -> None:
@@ -162,6 +196,27 @@ def _raise_for(errors: Sequence[_CKafkaError]) -> None:
         if err.code() in (_CKafkaError.MSG_SIZE_TOO_LARGE, _CKafkaError.INVALID_MSG_SIZE):
             raise KafkaMessageRejected(f"Kafka refused the event: {err.str()}")
     raise KafkaUnavailable(f"Kafka did not accept the event: {errors[0].str()}")
+
+
+def _try_produce(producer: Producer, topic: str, message: Any, on_delivery: Any) -> bool:
+    """Hand one message to librdkafka: False when its local queue is full
+    (try again later); raises for a message it will never take."""
+    key, headers, value = message
+    typed_headers: list[tuple[str, str | bytes | None]] = list(headers)
+    try:
+        producer.produce(topic, value=value, key=key, headers=typed_headers, on_delivery=on_delivery)
+    except BufferError:
+        return False
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args and isinstance(exc.args[0], _CKafkaError) else None
+        if err is not None and err.code() in (_CKafkaError.MSG_SIZE_TOO_LARGE, _CKafkaError.INVALID_MSG_SIZE):
+            raise KafkaMessageRejected(f"Kafka refused the event: {err.str()}") from exc
+        raise KafkaUnavailable(f"Kafka did not accept the event: {exc}") from exc
+    return True
+
+
+def _queue_full() -> KafkaUnavailable:
+    return KafkaUnavailable("Kafka is not taking events (producer queue full)")
 
 
 def kafka_produce_events(
@@ -180,34 +235,55 @@ def kafka_produce_events(
     producer = _get_producer(timeout_seconds=bound)
     messages = [ce_to_kafka(event) for event in events]
     waiter = _Waiter(len(messages))
-    for index, (key, headers, value) in enumerate(messages):
-        typed_headers: list[tuple[str, str | bytes | None]] = list(headers)
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, headers=typed_headers, on_delivery=waiter.callback(index))
-                break
-            except BufferError:
+    try:
+        for index, message in enumerate(messages):
+            while not _try_produce(producer, topic, message, waiter.callback(index)):
                 # Local queue full (broker away for a while): wait within the bound.
                 if time.monotonic() >= deadline:
-                    _abandon(producer, waiter)
-                    raise KafkaUnavailable("Kafka is not taking events (producer queue full)") from None
+                    raise _queue_full()
                 time.sleep(_POLL_SECONDS)
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args and isinstance(exc.args[0], _CKafkaError) else None
-                _abandon(producer, waiter)
-                if err is not None and err.code() in (
-                    _CKafkaError.MSG_SIZE_TOO_LARGE,
-                    _CKafkaError.INVALID_MSG_SIZE,
-                ):
-                    raise KafkaMessageRejected(f"Kafka refused the event: {err.str()}") from exc
-                raise KafkaUnavailable(f"Kafka did not accept the event: {exc}") from exc
+    except KafkaError:
+        _abandon(producer, waiter)
+        raise
     waiter.done.wait(max(deadline - time.monotonic(), 0))
     if not waiter.done.is_set():
         _abandon(producer, waiter)
         raise KafkaUnavailable(f"Kafka did not acknowledge within {bound:g} s")
-    if waiter.errors:
-        _raise_for(waiter.errors)
-    return [waiter.results[i] for i in range(len(messages))]
+    return waiter.outcome(len(messages))
+
+
+async def kafka_produce_events_async(
+    events: Sequence[Mapping[str, Any]],
+    *,
+    topic: str | None = None,
+    timeout_seconds: float | None = None,
+) -> list[ProducedMessage]:
+    """``kafka_produce_events`` for the event loop: the same guarantees, but
+    waiting for the acknowledgements holds no thread."""
+    if not events:
+        return []
+    loop = asyncio.get_running_loop()
+    bound = settings.K8X_PRODUCE_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds
+    topic = topic or settings.K8X_EVENTS_TOPIC
+    deadline = time.monotonic() + bound
+    producer = _get_producer(timeout_seconds=bound)
+    messages = [ce_to_kafka(event) for event in events]
+    waiter = _AsyncWaiter(len(messages), loop)
+    try:
+        for index, message in enumerate(messages):
+            while not _try_produce(producer, topic, message, waiter.callback(index)):
+                if time.monotonic() >= deadline:
+                    raise _queue_full()
+                await asyncio.sleep(_POLL_SECONDS)
+        # shield: a timeout must not cancel the future the poller resolves.
+        await asyncio.wait_for(asyncio.shield(waiter.future), max(deadline - time.monotonic(), 0))
+    except KafkaError:
+        await _abandon_async(producer, waiter)
+        raise
+    except TimeoutError:
+        await _abandon_async(producer, waiter)
+        raise KafkaUnavailable(f"Kafka did not acknowledge within {bound:g} s") from None
+    return waiter.outcome(len(messages))
 
 
 def _abandon(producer: Producer, waiter: _Waiter) -> None:
@@ -222,3 +298,15 @@ def _abandon(producer: Producer, waiter: _Waiter) -> None:
         logger.exception("kafka producer purge failed")
     # The poller thread serves the purged messages' callbacks.
     waiter.done.wait(1.0)
+
+
+async def _abandon_async(producer: Producer, waiter: _AsyncWaiter) -> None:
+    """``_abandon`` without blocking the event loop."""
+    if waiter.done.is_set():
+        return
+    try:
+        producer.purge(in_queue=True, in_flight=False, blocking=False)
+    except KafkaException:  # pragma: no cover - purge only fails on a dead producer
+        logger.exception("kafka producer purge failed")
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(waiter.future), 1.0)
