@@ -19,7 +19,9 @@ if is_running containerd && [[ -x "$K8S_BIN/crictl" ]]; then
   fi
 fi
 stop_procs 20 kube-proxy kube-scheduler kube-controller-manager
-stop_proc kube-apiserver 30
+# Open watches (e.g. K8X's pod watcher) can hold its graceful shutdown for a
+# minute; it keeps no state of its own, so give it a few seconds only.
+stop_proc kube-apiserver 8
 stop_procs 30 etcd containerd
 # Shims of our containerd (found by its socket path) that outlived it.
 for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" 2>/dev/null || true); do

@@ -15,7 +15,7 @@ pid_of() {  # pid_of <name>: prints the pid if that component is running
   local f="$RUN_DIR/$1.pid" pid
   [[ -s $f ]] || return 1
   pid="$(cat "$f")"
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
   # Guard against pid reuse: the command line must name the component's binary.
   local cmdline bin
   cmdline="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" || return 1
@@ -48,6 +48,13 @@ ensure_port_free() {  # ensure_port_free <name> <addr:port>: unless <name> runs,
   [[ -z $listeners ]] || die "cannot start $1: port $port is taken by another process: $listeners"
 }
 
+alive() {  # alive <pid>: exists and is not a zombie waiting to be reaped
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ ${stat:0:1} != Z ]]
+}
+
 stop_proc() {  # stop_proc <name> [timeout seconds]
   local name=$1 timeout=${2:-20} pid i
   if ! pid="$(pid_of "$name")"; then
@@ -56,10 +63,10 @@ stop_proc() {  # stop_proc <name> [timeout seconds]
   fi
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < timeout * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    alive "$pid" || break
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     log "$name did not stop in ${timeout}s, killing it"
     kill -KILL "$pid" 2>/dev/null || true
     sleep 0.2
