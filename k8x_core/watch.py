@@ -273,6 +273,18 @@ def run_log_store_final(*, run_id: uuid.UUID | str, namespace: str, pods: list[d
     if pods is None:
         pods, _ = kube.pod_list(namespace=namespace, label_selector=f"{jobspec.LABEL_RUN_ID}={run_id}")
     text, missing = run_log_collect(namespace=namespace, pods=pods)
+    for _ in range(3):
+        # Right after a container ends its log can read empty for a moment.
+        if text or not pods:
+            break
+        time.sleep(0.3)
+        text, missing = run_log_collect(namespace=namespace, pods=pods)
+    if not text and pods:
+        log.warning(
+            "run %s: empty log from pods %s",
+            run_id,
+            [((p.get("metadata") or {}).get("name"), (p.get("status") or {}).get("phase")) for p in pods],
+        )
     capped, truncated = _cap(text, _log_cap())
     if missing:
         current = Run.objects.filter(pk=run_id).values_list("log", flat=True).first() or ""

@@ -95,14 +95,26 @@ def wait_run(run_id: Any, *, timeout: float = 120, statuses: Any = TERMINAL_STAT
 
 
 @pytest.fixture
-def watcher(project: Project) -> Iterator[Watcher]:
-    """The watcher, in a thread of the test process (same database and settings)."""
-    w = Watcher(namespace=project.namespace)
-    thread = threading.Thread(target=w.run_forever, name="test-watcher", daemon=True)
-    thread.start()
-    yield w
-    w.stop()
-    thread.join(timeout=10)
+def start_watcher(project: Project) -> Iterator[Callable[[], Watcher]]:
+    """Start the watcher in a thread of the test process (same database and settings)."""
+    started: list[tuple[Watcher, threading.Thread]] = []
+
+    def start() -> Watcher:
+        w = Watcher(namespace=project.namespace)
+        thread = threading.Thread(target=w.run_forever, name="test-watcher", daemon=True)
+        thread.start()
+        started.append((w, thread))
+        return w
+
+    yield start
+    for w, thread in started:
+        w.stop()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def watcher(start_watcher: Callable[[], Watcher]) -> Watcher:
+    return start_watcher()
 
 
 def process_env(queue_name: str, **extra: str) -> dict[str, str]:
@@ -128,8 +140,12 @@ def start_worker(queue_name: str, project: Project) -> Iterator[Callable[..., su
     """Start ``manage.py rqworker`` processes on this test's queue."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(*, burst: bool = False, **env: str) -> subprocess.Popen[bytes]:
-        args = [sys.executable, "manage.py", "rqworker", queue_name, "--worker-class", "rq.SimpleWorker"]
+    def start(*, burst: bool = False, simple: bool = False, **env: str) -> subprocess.Popen[bytes]:
+        # The default worker forks a work horse per job; SimpleWorker runs jobs in
+        # its own process (so a kill -9 in a job kills the worker itself).
+        args = [sys.executable, "manage.py", "rqworker", queue_name]
+        if simple:
+            args += ["--worker-class", "rq.SimpleWorker"]
         if burst:
             args.append("--burst")
         proc = subprocess.Popen(args, cwd=REPO, env=process_env(queue_name, **env))

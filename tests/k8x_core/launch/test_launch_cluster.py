@@ -312,24 +312,47 @@ def test_concurrency_one_runs_three_events_one_at_a_time_in_order(
 
 
 def test_worker_killed_after_job_create_leaves_one_job_and_the_run_completes(
-    make_service: Callable[..., Service], watcher: Watcher, start_worker: Callable[..., Any], queue_name: str
+    make_service: Callable[..., Service], start_watcher: Callable[[], Watcher], start_worker: Callable[..., Any]
 ) -> None:
     service = make_service("crash", command=["sh", "-c", "echo survived"])
     (run,) = send_event("com.test.crash")
-    worker = start_worker(burst=True, K8X_FAILPOINT="after_job_create")
+    worker = start_worker(burst=True, simple=True, K8X_FAILPOINT="after_job_create")
     assert worker.wait(timeout=60) == -signal.SIGKILL
     ns = service.project.namespace
     job = kube.job_get(namespace=ns, name=run_job_name(run.pk))
     assert job["metadata"]["labels"]["k8x.io/run-id"] == str(run.pk)
-    # The launch is tried again (as the reconciler would), by a healthy worker.
+    assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED  # killed before marking it
+
+    # The launch is tried again (the reconciler re-enqueues stale queued runs):
+    # the create meets 409 and adopts the Job that is there.
+    assert launch.run_launch(run_id=run.pk) == launch.LaunchResult.ADOPTED
+    assert Run.objects.get(pk=run.pk).status == RunStatus.STARTING
     run_enqueue_now(run_id=run.pk)
-    start_worker(burst=True)
+    start_worker(burst=True).wait(timeout=60)  # a third try finds nothing to do
+
+    start_watcher()
     done = wait_run(run.pk)
     assert done.status == RunStatus.SUCCEEDED
     assert "survived" in done.log
     jobs, _ = kube.job_list(namespace=ns, label_selector=f"k8x.io/run-id={run.pk}")
     assert len(jobs) == 1
     assert jobs[0]["metadata"]["uid"] == job["metadata"]["uid"]
+    pods, _ = kube.pod_list(namespace=ns, label_selector=f"k8x.io/run-id={run.pk}")
+    assert len(pods) == 1
+
+
+def test_watcher_completes_a_queued_run_whose_job_exists(
+    make_service: Callable[..., Service], watcher: Watcher, start_worker: Callable[..., Any]
+) -> None:
+    """A worker that died after creating the Job, and no launch retried yet: the
+    watcher alone follows the Job and ends the run (queued -> running is forward)."""
+    make_service("orphan", command=["sh", "-c", "echo orphan done"])
+    (run,) = send_event("com.test.orphan")
+    start_worker(burst=True, simple=True, K8X_FAILPOINT="after_job_create").wait(timeout=60)
+    done = wait_run(run.pk)
+    assert done.status == RunStatus.SUCCEEDED
+    assert "orphan done" in done.log
+    assert done.job_name == run_job_name(run.pk)
 
 
 def test_cancel_and_rerun(make_service: Callable[..., Service], watcher: Watcher) -> None:
