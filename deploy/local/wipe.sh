@@ -54,7 +54,9 @@ if [[ -d $CLUSTER_DIR ]]; then
   log "removed $CLUSTER_DIR"
 fi
 # Empty cgroups the kubelet created (only removable once no process is left).
+# ...and the containers' log files the kubelet keeps in /var/log/pods.
 if [[ -z $SKIP_NET ]]; then
+  rm -rf --one-file-system /var/log/pods /var/log/containers
   for c in /sys/fs/cgroup/*/kubepods; do
     if [[ -d $c ]]; then find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
