@@ -7,8 +7,9 @@ source "$(dirname "$0")/lib.sh"
 "$REPO/deploy/services/start.sh" all
 if [ -z "${KUBECONFIG:-}" ]; then
   "$REPO/deploy/local/build.sh"
-  "$REPO/deploy/local/start.sh"
-  export KUBECONFIG="$K8X_STATE_DIR/cluster/kubeconfig"
+  # start.sh prints the kubeconfig path last (another checkout's cluster may be the running one).
+  KUBECONFIG="$("$REPO/deploy/local/start.sh" | tail -n 1)"
+  export KUBECONFIG
 fi
 export PATH="$VENV/bin:$PATH"
 export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://k8x:k8x@127.0.0.1:55432/k8x_bench}"

@@ -27,7 +27,7 @@ PY
 start_processes() {
   local bind="-e tcp:port=$WEB_PORT:interface=127.0.0.1"
   # Pods reach K8X on the cluster bridge; bind it only when it exists.
-  if ip -4 addr show 2>/dev/null | grep -q "inet $BRIDGE_IP/"; then
+  if [[ "$(ip -4 addr show 2>/dev/null)" == *"inet $BRIDGE_IP/"* ]]; then
     bind="$bind -e tcp:port=$WEB_PORT:interface=$BRIDGE_IP"
   fi
   export K8X_WEB_BIND="$bind"
@@ -77,8 +77,9 @@ cmd_up() {
   if [ -z "${KUBECONFIG:-}" ]; then
     step "local Kubernetes cluster (first run builds it: this takes a while)"
     "$REPO/deploy/local/build.sh"
-    "$REPO/deploy/local/start.sh"
-    export KUBECONFIG="$K8X_STATE_DIR/cluster/kubeconfig"
+    # start.sh prints the kubeconfig path last (another checkout's cluster may be the running one).
+    KUBECONFIG="$("$REPO/deploy/local/start.sh" | tail -n 1)"
+    export KUBECONFIG
   else
     note "using KUBECONFIG=$KUBECONFIG"
   fi

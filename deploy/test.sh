@@ -11,8 +11,9 @@ step "backing services"
 if [ -z "${KUBECONFIG:-}" ]; then
   step "local Kubernetes cluster"
   "$REPO/deploy/local/build.sh"
-  "$REPO/deploy/local/start.sh"
-  export KUBECONFIG="$K8X_STATE_DIR/cluster/kubeconfig"
+  # start.sh prints the kubeconfig path last (another checkout's cluster may be the running one).
+  KUBECONFIG="$("$REPO/deploy/local/start.sh" | tail -n 1)"
+  export KUBECONFIG
 fi
 set +e
 
