@@ -311,7 +311,11 @@ def run_cancel(*, run_id: uuid.UUID | str, user: AbstractBaseUser | None) -> boo
         run_log_store_final(run_id=run.pk, namespace=namespace)
     except kube.KubeError:
         log.warning("run %s: log not stored on cancel", run.pk, exc_info=True)
-    kube.job_delete(namespace=namespace, name=run_job_name(run.pk), propagation="Foreground")
+    try:
+        kube.job_delete(namespace=namespace, name=run_job_name(run.pk), propagation="Foreground")
+    except kube.KubeError:
+        # The run is cancelled either way; the watcher deletes the Job of a cancelled run.
+        log.warning("run %s: Job not deleted on cancel", run.pk, exc_info=True)
     _publish(run, RunStatus.CANCELLED, reason="Cancelled", finished_at=now.isoformat())
     service_queue_advance(service_id=run.service_id)
     return True

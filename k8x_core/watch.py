@@ -540,7 +540,12 @@ class Watcher:
             return
         if run.status in TERMINAL_STATUSES:
             if run_id in self.jobs:
-                self._own_run_secret(run, self.jobs[run_id])
+                cached_job = self.jobs[run_id]
+                self._own_run_secret(run, cached_job)
+                deleting = (cached_job.get("metadata") or {}).get("deletionTimestamp")
+                if run.status == RunStatus.CANCELLED and not deleting:
+                    # The cancel could not delete it (API away, or a launch racing the cancel).
+                    kube.job_delete(namespace=run.service.project.namespace, name=run_job_name(run.pk))
             self._finish_local(run_id, deleted=deleted_job is not None)
             return
         job = self.jobs.get(run_id)
