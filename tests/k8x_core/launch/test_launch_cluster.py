@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import itertools
@@ -12,9 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.test import Client
 
 from k8x_core import jobspec, kube, launch
+from k8x_core.live import run_group
 from k8x_core.models import Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.queue import run_enqueue_now
 from k8x_core.watch import Watcher
@@ -355,15 +359,31 @@ def test_watcher_completes_a_queued_run_whose_job_exists(
     assert done.job_name == run_job_name(run.pk)
 
 
+async def _receive(layer: Any, channel: str) -> dict[str, Any]:
+    return await asyncio.wait_for(layer.receive(channel), timeout=30)
+
+
 def test_cancel_and_rerun(make_service: Callable[..., Service], watcher: Watcher) -> None:
     service = make_service("long", command=["sh", "-c", "echo begun; sleep 120"])
     (run,) = send_event("com.test.long")
+    # Listen where the console listens: the run's channel group.
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(run_group(run.pk), channel)
     launch.run_launch(run_id=run.pk)
     wait_run(run.pk, statuses={RunStatus.RUNNING}, timeout=60)
     deadline = time.monotonic() + 30
     while "begun" not in Run.objects.get(pk=run.pk).log and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert "begun" in Run.objects.get(pk=run.pk).log  # followed live
+    assert "begun" in Run.objects.get(pk=run.pk).log  # followed live, stored so far
+    messages: list[dict[str, Any]] = []
+    while not any(m["type"] == "run.log" for m in messages):
+        messages.append(async_to_sync(_receive)(layer, channel))
+    assert [m["status"] for m in messages if m["type"] == "run.status"][:2] == ["starting", "running"]
+    (log_message,) = [m for m in messages if m["type"] == "run.log"]
+    stamp, _, text = log_message["lines"][0].partition(" ")
+    assert text == "begun"
+    assert stamp[:4].isdigit() and stamp.endswith("Z")
     assert launch.run_cancel(run_id=run.pk, user=None)
     cancelled = Run.objects.get(pk=run.pk)
     assert cancelled.status == RunStatus.CANCELLED
@@ -400,3 +420,16 @@ def test_job_that_vanishes_fails_the_run(make_service: Callable[..., Service], w
     done = wait_run(run.pk, timeout=60)
     assert done.status == RunStatus.FAILED
     assert done.reason == "JobVanished"
+
+
+def test_event_over_64_kib_is_mounted_as_a_file(make_service: Callable[..., Service], watcher: Watcher) -> None:
+    make_service(
+        "large", command=["sh", "-c", 'echo "size=$(wc -c < $K8X_EVENT_FILE) n=$K8X_PARAM_N event=${K8X_EVENT:-unset}"']
+    )
+    (run,) = send_event("com.test.large", {"blob": "x" * (80 * 1024), "n": 3})
+    launch.run_launch(run_id=run.pk)
+    done = wait_run(run.pk)
+    assert done.status == RunStatus.SUCCEEDED, (done.reason, done.message)
+    values = log_values(done.log)
+    assert int(values["size"].split()[0]) > 80 * 1024
+    assert "n=3" in done.log and "event=unset" in done.log
