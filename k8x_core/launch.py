@@ -272,9 +272,9 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         _failpoint("after_job_create")
         marked = _mark_starting(run)
 
-    if marked:
-        _publish(run, RunStatus.STARTING)
-    elif Run.objects.filter(pk=run.pk, status=RunStatus.CANCELLED).exists():
+    # "starting" reaches the console from the watcher when it sees the Job: a live
+    # update here would cost the launch path more than the Job create itself.
+    if not marked and Run.objects.filter(pk=run.pk, status=RunStatus.CANCELLED).exists():
         # Cancelled while we were creating it: the cancel may have missed the Job.
         kube.job_delete(namespace=namespace, name=run_job_name(run.pk))
     return result

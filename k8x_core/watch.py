@@ -397,6 +397,7 @@ class Watcher:
         self._log_lock = threading.Lock()
         self._finished: set[str] = set()
         self._owned: set[str] = set()
+        self._announced: set[str] = set()
         self._last_vanished_check = 0.0
 
     # --- watch threads -------------------------------------------------------------
@@ -569,6 +570,13 @@ class Watcher:
             return
         self._own_run_secret(run, job)
         obs = run_observe(job, pods)
+        if (
+            run.status in (RunStatus.QUEUED, RunStatus.STARTING)
+            and obs.status == RunStatus.STARTING
+            and run_id not in self._announced
+        ):
+            self._announced.add(run_id)
+            self._publish(run, RunStatus.STARTING)
         self.apply(run, obs, pods=pods)
         if self.follow_logs and not obs.is_terminal:
             self._follow(run, pods)
@@ -652,6 +660,7 @@ class Watcher:
 
     def _finish_local(self, run_id: str, *, deleted: bool) -> None:
         self._finished.add(run_id)
+        self._announced.discard(run_id)
         with self._log_lock:
             self._log_bytes.pop(run_id, None)
         if deleted:
