@@ -1,6 +1,6 @@
 """K8X helper for Python services: thin reads of the container contract, no magic.
 
-Copy this file next to your code (standard library only, Python 3.8+)::
+Copy this file next to your code (standard library only, Python 3.9+)::
 
     from k8x_sdk import context
 
@@ -23,9 +23,10 @@ import os
 import urllib.error
 import urllib.request
 import uuid
-from typing import Any, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-__all__ = ["Context", "Events", "EventSendError", "context"]
+__all__ = ["Context", "EventSendError", "Events", "context"]
 
 
 class EventSendError(RuntimeError):
@@ -50,7 +51,7 @@ class _Env(Mapping[str, str]):
             raise KeyError(key)
         return self._environ[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._keys())
 
     def __len__(self) -> int:
