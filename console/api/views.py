@@ -140,10 +140,15 @@ def _max_body(batch: bool = False) -> int:
 @require_POST
 async def events(request: HttpRequest) -> HttpResponse:
     """POST /api/events: the CloudEvents HTTP binding (binary, structured, batch)."""
+    return await events_for(request, None)
+
+
+async def events_for(request: HttpRequest, known: Sender | None) -> HttpResponse:
+    """``events`` for a sender already known (``console.api.fastpath``) or not (None)."""
     try:
         is_batch = (request.content_type or "").lower() == "application/cloudevents-batch+json"
         body = _read_body(request, limit=_max_body(is_batch))
-        sender = await _sender(request)
+        sender = known or await _sender(request)
         headers = {k: v for k, v in request.headers.items()}
         mode, parsed = ce_from_http(headers=headers, body=body)
         accepted = await _accept(parsed, sender, "events")
@@ -156,9 +161,14 @@ async def events(request: HttpRequest) -> HttpResponse:
 @require_POST
 async def events_simple(request: HttpRequest) -> HttpResponse:
     """POST /api/events/simple: {"event_type", "event_source", "payload", "subject"?}."""
+    return await events_simple_for(request, None)
+
+
+async def events_simple_for(request: HttpRequest, known: Sender | None) -> HttpResponse:
+    """``events_simple`` for a sender already known or not (None)."""
     try:
         body = _read_body(request, limit=_max_body())
-        sender = await _sender(request)
+        sender = known or await _sender(request)
         media = (request.content_type or "").lower()
         if media != "application/json" and not media.endswith("+json"):
             raise IngestRefused(
