@@ -381,6 +381,7 @@ class Watcher:
     call ``step()`` in a loop (``run_forever``)."""
 
     VANISHED_CHECK_SECONDS = 15.0
+    RESYNC_SECONDS = 60.0
 
     def __init__(self, *, namespace: str | None = None, follow_logs: bool = True) -> None:
         self.namespace = namespace
@@ -399,6 +400,9 @@ class Watcher:
         self._owned: set[str] = set()
         self._announced: set[str] = set()
         self._last_vanished_check = 0.0
+        self._last_resync = time.monotonic()
+        self._retry: set[str] = set()
+        self._deleted_pending: dict[str, dict[str, Any]] = {}
 
     # --- watch threads -------------------------------------------------------------
 
@@ -471,13 +475,26 @@ class Watcher:
             except queue.Empty:
                 msg = None
         close_old_connections()
+        # Runs whose last sync failed (database or API away) are tried again, and
+        # every unfinished run is looked at now and then, whatever the watches say.
+        dirty |= self._retry
+        self._retry = set()
+        for rid, obj in self._deleted_pending.items():
+            deleted.setdefault(rid, obj)
+        self._deleted_pending = {}
+        if time.monotonic() - self._last_resync > self.RESYNC_SECONDS:
+            self._last_resync = time.monotonic()
+            dirty |= {rid for rid in self.jobs if rid not in self._finished}
         for run_id in sorted(dirty):
             try:
                 self.run_sync(run_id, deleted_job=deleted.get(run_id))
-            except kube.KubeUnavailable:
-                log.warning("run %s: cluster unavailable while syncing; will retry", run_id, exc_info=True)
             except Exception:
-                log.exception("run %s: sync failed", run_id)
+                log.warning("run %s: sync failed; will retry", run_id, exc_info=True)
+                if deleted.get(run_id) is not None:
+                    # Keep the Job's last state: its DELETED event will not come again.
+                    self._deleted_pending[run_id] = deleted[run_id]
+                self._retry.add(run_id)
+                close_old_connections()
         if time.monotonic() - self._last_vanished_check > self.VANISHED_CHECK_SECONDS and all(
             e.is_set() for e in self.synced.values()
         ):
