@@ -435,3 +435,48 @@ def test_event_over_64_kib_is_mounted_as_a_file(make_service: Callable[..., Serv
     values = log_values(done.log)
     assert int(values["size"].split()[0]) > 80 * 1024
     assert "n=3" in done.log and "event=unset" in done.log
+
+
+def test_service_secret_follows_secret_changes(make_service: Callable[..., Service], project: Any) -> None:
+    from k8x_core.configs import secret_set
+    from k8x_core.models import Scope, Secret
+
+    service = make_service("rotating")
+    secret_set(key="PASSWORD", value="first", service=service)
+    secret_set(key="SHARED", value="project-wide", project=project)
+    assert launch.service_secrets_sync(service=service)
+    name = jobspec.service_secret_name(service.name)
+    import base64
+
+    def data() -> dict[str, str]:
+        raw = kube.secret_get(namespace=project.namespace, name=name)["data"]
+        return {k: base64.b64decode(v).decode() for k, v in raw.items()}
+
+    assert data() == {"PASSWORD": "first", "SHARED": "project-wide"}
+    secret_set(key="PASSWORD", value="second", service=service)
+    Secret.objects.filter(scope=Scope.PROJECT, key="SHARED").delete()
+    assert launch.service_secrets_sync(service=service)  # the values changed: written again
+    assert data() == {"PASSWORD": "second"}
+    assert not launch.service_secrets_sync(service=service)  # unchanged: no API call
+
+
+def test_watcher_survives_losing_its_database_connections(
+    make_service: Callable[..., Service], watcher: Watcher
+) -> None:
+    from django.db import connection
+
+    make_service("dbloss", command=["sh", "-c", "echo one; sleep 3; echo two"])
+    (run,) = send_event("com.test.dbloss")
+    launch.run_launch(run_id=run.pk)
+    wait_run(run.pk, statuses={RunStatus.RUNNING}, timeout=60)
+    # Cut every other session of the test database (the watcher's and its log followers').
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        (killed,) = cursor.fetchone()
+    assert killed >= 1
+    done = wait_run(run.pk, timeout=90)
+    assert done.status == RunStatus.SUCCEEDED
+    assert "one" in done.log and "two" in done.log
