@@ -394,6 +394,7 @@ class Watcher:
         self._threads: list[threading.Thread] = []
         self._followers: dict[tuple[str, str, str], LogFollower] = {}
         self._followers_lock = threading.Lock()
+        self._followers_by_run: dict[str, set[tuple[str, str, str]]] = {}
         self._log_bytes: dict[str, int] = {}
         self._log_lock = threading.Lock()
         self._finished: set[str] = set()
@@ -678,6 +679,9 @@ class Watcher:
     def _finish_local(self, run_id: str, *, deleted: bool) -> None:
         self._finished.add(run_id)
         self._announced.discard(run_id)
+        with self._followers_lock:
+            for key in self._followers_by_run.pop(run_id, set()):
+                self._followers.pop(key, None)
         with self._log_lock:
             self._log_bytes.pop(run_id, None)
         if deleted:
@@ -743,13 +747,15 @@ class Watcher:
                         prefix=len(names) > 1,
                     )
                     self._followers[key] = follower
+                    self._followers_by_run.setdefault(str(run.pk), set()).add(key)
                 with self._log_lock:
                     self._log_bytes.setdefault(str(run.pk), len((run.log or "").encode()))
                 follower.start()
 
     def follower_done(self, follower: LogFollower) -> None:
-        # The key stays: a container is followed once (a restart is a new containerID).
-        pass
+        # The key stays until the run ends: a container is followed once (a restart
+        # is a new containerID).
+        return
 
     def log_append(self, run_id: str, lines: list[str]) -> None:
         """Append followed lines to Run.log while the run is not over, within the cap."""
