@@ -7,7 +7,7 @@ Why: under ASGI, Django runs every sync-style middleware hook through
 executor thread (``ThreadSensitiveContext``), started and joined per request.
 With the default middleware that is ~15 thread hand-offs per event, and the
 sync-only WhiteNoise middleware wraps the rest of the chain in one more
-thread round trip. Measured in-process on 2 cores (bench/README.md): 1.9 ms
+thread round trip. Measured in-process on 2 cores (ASGI app driven directly): 1.9 ms
 CPU and ~290 events/s through the full chain against 1.2 ms and ~800 events/s
 with the hooks that matter run inline.
 
