@@ -7,9 +7,10 @@ Why: under ASGI, Django runs every sync-style middleware hook through
 executor thread (``ThreadSensitiveContext``), started and joined per request.
 With the default middleware that is ~15 thread hand-offs per event, and the
 sync-only WhiteNoise middleware wraps the rest of the chain in one more
-thread round trip. Measured in-process on 2 cores (ASGI app driven directly): 1.9 ms
-CPU and ~290 events/s through the full chain against 1.2 ms and ~800 events/s
-with the hooks that matter run inline.
+thread round trip. Measured on 2 cores, 16 clients, API key cached: driving
+the ASGI app in-process, 1.9-2.2 ms CPU per event and ~300 events/s through
+Django's chain against 0.3 ms and ~2,300 events/s here; under daphne (with
+bench/bench_bridge.py) 2.8 ms vs 0.6-0.8 ms of server CPU per event.
 
 What the fast path keeps, so a response is the same as Django's:
 - the same view code (``views.events_for`` / ``views.events_simple_for``);
