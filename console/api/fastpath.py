@@ -53,7 +53,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Loose on purpose: Django, Channels and servers each type scope and messages differently.
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 View = Callable[[HttpRequest, Sender | None], Awaitable[HttpResponse]]
 
 # Run inline, in MIDDLEWARE order: pure request/response hooks.
