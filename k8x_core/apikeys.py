@@ -53,5 +53,10 @@ def apikey_authenticate(*, raw: str) -> ApiKey | None:
 
 
 def apikey_revoke(*, key: ApiKey) -> bool:
-    """Revoke; True when this call revoked it."""
-    return ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()) == 1
+    """Revoke; True when this call revoked it. Takes effect at once in this
+    process (the console's), elsewhere within K8X_APIKEY_CACHE_SECONDS."""
+    from k8x_core.ingest import api_key_cache_clear  # ingest imports this module
+
+    revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()) == 1
+    api_key_cache_clear()
+    return revoked

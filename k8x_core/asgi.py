@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.core import checks  # noqa: E402
 
+from console.api.fastpath import bridge_asgi  # noqa: E402
 from console.routing import websocket_urlpatterns  # noqa: E402
 
 # Daphne does not run Django's system checks; insecure settings must not serve.
@@ -21,7 +22,7 @@ if _errors:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": bridge_asgi(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

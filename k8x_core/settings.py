@@ -59,6 +59,11 @@ K8X_MAX_BATCH_EVENTS = env.int("K8X_MAX_BATCH_EVENTS", default=100)
 K8X_MAX_BATCH_BYTES = env.int("K8X_MAX_BATCH_BYTES", default=4 * K8X_MAX_EVENT_BYTES)
 K8X_RATE_LIMIT_PER_MINUTE = env.int("K8X_RATE_LIMIT_PER_MINUTE", default=6000)
 K8X_PRODUCE_TIMEOUT_SECONDS = env.float("K8X_PRODUCE_TIMEOUT_SECONDS", default=5.0)
+K8X_PRODUCE_LINGER_MS = env.float("K8X_PRODUCE_LINGER_MS", default=0)
+# How long a process trusts an API key it already accepted (0: no cache);
+# a revocation takes effect within this time.
+K8X_APIKEY_CACHE_SECONDS = env.float("K8X_APIKEY_CACHE_SECONDS", default=5.0)
+K8X_BRIDGE_FAST_PATH = env.bool("K8X_BRIDGE_FAST_PATH", default=True)
 # Where a running container posts follow-up events. 10.244.0.1 is the local
 # cluster's pod bridge, i.e. this machine as seen from a pod.
 K8X_EVENTS_URL = env.str("K8X_EVENTS_URL", default="http://10.244.0.1:8000/api/events")

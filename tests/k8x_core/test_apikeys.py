@@ -28,3 +28,15 @@ def test_unknown_malformed_and_revoked_keys_fail() -> None:
     assert apikey_revoke(key=key)
     assert not apikey_revoke(key=key)
     assert apikey_authenticate(raw=raw) is None
+
+
+def test_revoking_clears_this_process_cache(settings) -> None:
+    from k8x_core.ingest import sender_from_api_key, sender_from_api_key_cached
+
+    settings.K8X_APIKEY_CACHE_SECONDS = 60
+    project = Project.objects.create(slug="cached")
+    key, raw = apikey_create(project=project, name="ci")
+    sender_from_api_key(raw=raw)
+    assert sender_from_api_key_cached(raw=raw) is not None
+    apikey_revoke(key=key)
+    assert sender_from_api_key_cached(raw=raw) is None
