@@ -34,7 +34,6 @@ from croniter import croniter
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from jsonschema import Draft202012Validator, SchemaError, ValidationError
-from jsonschema.exceptions import best_match
 
 from k8x_core.models import (
     DNS_LABEL_REGEX,
@@ -332,8 +331,8 @@ def parameters_validate(*, data: Any, rel: str) -> list[SpecError]:
     try:
         Draft202012Validator.check_schema(data)
     except SchemaError as exc:
-        err = best_match([exc]) or exc
-        return [SpecError(rel, _path_text(err.absolute_path) or "", f"not a valid JSON Schema: {err.message}")]
+        # check_schema already raises the best match among the schema's errors.
+        return [SpecError(rel, _path_text(exc.absolute_path) or "", f"not a valid JSON Schema: {exc.message}")]
     return []
 
 
