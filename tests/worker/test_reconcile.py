@@ -18,7 +18,7 @@ from rq import Queue
 from rq.job import JobStatus
 
 from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, Service, TriggerKind
-from k8x_core.queue import run_enqueue_now
+from k8x_core.queue import CHUNK_JOB_PREFIX, launch_jobs_lookup, run_enqueue_now, runs_enqueue_now
 from worker.reconcile import runs_reconcile
 
 # Transactional: enqueueing happens on commit (django-rq and k8x_core.queue).
@@ -91,3 +91,24 @@ def test_k8x_reconcile_once_command(service: Service, queue_name: str, capsys: p
     make_run(service, age_seconds=600)
     call_command("k8x_reconcile", "--once", "--older-than", "60")
     assert capsys.readouterr().out.strip() == "1"
+
+
+def test_runs_in_a_live_chunk_job_are_left_alone_and_found_once_it_is_gone(service: Service, queue_name: str) -> None:
+    runs = [make_run(service, age_seconds=600) for _ in range(5)]
+    runs_enqueue_now(run_ids=[r.id for r in runs], chunk=2)
+    queue = django_rq.get_queue(queue_name)
+    chunk_ids = queue.get_job_ids()
+    assert len(chunk_ids) == 3 and all(j.startswith(CHUNK_JOB_PREFIX) for j in chunk_ids)
+    assert runs_reconcile(older_than=60) == 0
+    # The chunk of the first two runs is lost (e.g. Redis lost it, or it failed).
+    lost_chunk = queue.fetch_job(launch_jobs_lookup(queue_name=queue_name, run_ids=[str(runs[0].id)])[0] or "")
+    assert lost_chunk is not None
+    lost = set(lost_chunk.args[0])
+    assert len(lost) == 2
+    queue.remove(lost_chunk)
+    lost_chunk.delete()
+    assert runs_reconcile(older_than=60) == 2
+    ids = job_ids(queue_name)
+    assert {f"launch-{rid}" for rid in lost} <= ids
+    assert launch_jobs_lookup(queue_name=queue_name, run_ids=sorted(lost)) == [None, None]
+    assert runs_reconcile(older_than=60) == 0

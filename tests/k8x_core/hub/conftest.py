@@ -25,6 +25,7 @@ from rq import Queue
 from k8x_core.ce import ce_new, ce_to_kafka
 from k8x_core.kafka.consumer import HubMessage
 from k8x_core.models import Project, Service, Trigger
+from k8x_core.queue import CHUNK_JOB_PREFIX, LAUNCH_CHUNK_JOB
 
 REPO = Path(__file__).resolve().parents[3]
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -44,8 +45,17 @@ def queue_name(settings: Any) -> Iterator[str]:
 
 
 def queued_run_ids(queue_name: str) -> set[str]:
+    """Run ids with a launch job in the queue: ``launch-<run id>`` jobs, and
+    the runs a chunk job (``launch-chunk-*``) carries."""
     queue = django_rq.get_queue(queue_name)
-    return {job_id.removeprefix("launch-") for job_id in queue.get_job_ids()}
+    out: set[str] = set()
+    for job in queue.get_jobs():
+        if job.id.startswith(CHUNK_JOB_PREFIX):
+            assert job.func_name == LAUNCH_CHUNK_JOB
+            out.update(job.args[0])
+        else:
+            out.add(job.id.removeprefix("launch-"))
+    return out
 
 
 @pytest.fixture
