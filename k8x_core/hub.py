@@ -344,6 +344,25 @@ def _existing(keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, st
     the exact pairs are picked out here."""
     if not keys:
         return {}
+    if connection.vendor == "postgresql":
+        # Two array parameters instead of two IN lists of a parameter per
+        # value: the ORM spends ~10 us per event compiling those.
+        table = connection.ops.quote_name(Event._meta.db_table)
+        sql = (
+            f"SELECT id, source, ce_id, correlation_id FROM {table} "  # noqa: S608 (table name only)
+            "WHERE source = ANY(%s) AND ce_id = ANY(%s) AND outcome IN (%s, %s)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql,
+                [
+                    list({s for s, _ in keys}),
+                    list({i for _, i in keys}),
+                    EventOutcome.MATCHED.value,
+                    EventOutcome.UNMATCHED.value,
+                ],
+            )
+            return {(s, i): (pk, cid) for pk, s, i, cid in cursor.fetchall() if (s, i) in keys}
     rows = Event.objects.filter(
         source__in={s for s, _ in keys},
         ce_id__in={i for _, i in keys},

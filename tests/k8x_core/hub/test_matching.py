@@ -112,3 +112,32 @@ def test_stamp_changes_when_triggers_or_services_change(make_service: Any) -> No
     svc.save()
     assert trigger_index_stamp() != third
     assert trigger_index_load().match(event=event(type="x.y")) == []
+
+
+def _cel_types(value: Any) -> list[type]:
+    if isinstance(value, dict):
+        return [type(value)] + [t for k, v in value.items() for t in _cel_types(k) + _cel_types(v)]
+    if isinstance(value, list):
+        return [type(value)] + [t for v in value for t in _cel_types(v)]
+    return [type(value)]
+
+
+def test_the_fast_cel_conversion_gives_what_celpy_gives() -> None:
+    import celpy
+
+    from k8x_core.matching import cel_event
+
+    doc = event(
+        data={"amount": 950, "f": 1.5, "b": True, "n": None, "s": "x", "l": [1, "y", [2.0, False, {"k": -3}]]},
+        extensions={"correlationid": "abc", "flag": True, "num": 7},
+    )
+    fast, reference = cel_event(doc), celpy.json_to_cel(doc)
+    assert fast == reference
+    assert repr(fast) == repr(reference)
+    assert _cel_types(fast) == _cel_types(reference)
+    assert cel_event({"x": 2**63 - 1}) == celpy.json_to_cel({"x": 2**63 - 1})
+    for out_of_range in (2**63, -(2**63) - 1):
+        with pytest.raises(ValueError, match="overflow"):
+            celpy.json_to_cel({"x": out_of_range})
+        with pytest.raises(ValueError, match="overflow"):
+            cel_event({"x": out_of_range})
