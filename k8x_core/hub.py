@@ -26,11 +26,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -258,9 +259,19 @@ def _event_row(item: Decoded, *, outcome: str, now: datetime, reason: str = "", 
     }
 
 
-def _run_row(*, service_id: int, event_id: int, kind: str, correlation_id: str, now: datetime) -> Row:
+def _uuid4s(count: int) -> Iterator[uuid.UUID]:
+    """``count`` random (version 4) UUIDs from one os.urandom call: uuid4()
+    makes a getrandom syscall per id, a visible cost at ~10k ids/s here."""
+    pool = os.urandom(16 * count)
+    for start in range(0, 16 * count, 16):
+        yield uuid.UUID(bytes=pool[start : start + 16], version=4)
+
+
+def _run_row(
+    *, run_id: uuid.UUID, service_id: int, event_id: int, kind: str, correlation_id: str, now: datetime
+) -> Row:
     return {
-        "id": uuid.uuid4(),
+        "id": run_id,
         "service_id": service_id,
         "event_id": event_id,
         "trigger_kind": kind,
@@ -430,10 +441,12 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
                 )
             later_rows.extend(_rejected_row(r, now=now) for r in rejected)
             runs: list[Row] = []
+            run_ids = _uuid4s(sum(len(services) for services, _kind in plans))
             for row, (services, kind) in zip(new_rows, plans, strict=True):
                 for sid in services:
                     runs.append(
                         _run_row(
+                            run_id=next(run_ids),
                             service_id=sid,
                             event_id=row["id"],
                             kind=kind,

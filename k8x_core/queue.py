@@ -33,8 +33,22 @@ CHUNK_JOB_PREFIX = "launch-chunk-"
 DEFAULT_LAUNCH_CHUNK = 25
 
 
+# Redis server version per queue name: rq asks for it (an INFO round trip) on
+# every new Queue object, and get_queue makes a new one on every call.
+_server_versions: dict[str, tuple[int, int, int]] = {}
+
+
 def launch_queue() -> Queue:
-    return django_rq.get_queue(settings.K8X_QUEUE)
+    queue = django_rq.get_queue(settings.K8X_QUEUE)
+    version = _server_versions.get(queue.name)
+    if version is not None:
+        queue.redis_server_version = version
+    return queue
+
+
+def _remember_version(queue: Queue) -> None:
+    if queue.redis_server_version:
+        _server_versions[queue.name] = queue.redis_server_version
 
 
 def launch_job_id(run_id: uuid.UUID | str) -> str:
@@ -90,6 +104,7 @@ def runs_enqueue_now(*, run_ids: Sequence[uuid.UUID | str], chunk: int | None = 
         pipe.hset(launch_jobs_key(queue.name), mapping=listed)  # type: ignore[arg-type]
         queue.enqueue_many(datas, pipeline=pipe)
         pipe.execute()
+    _remember_version(queue)
 
 
 def runs_enqueue(*, run_ids: Sequence[uuid.UUID | str]) -> None:
