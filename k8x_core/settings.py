@@ -79,6 +79,8 @@ K8X_GIT_TIMEOUT_SECONDS = env.int("K8X_GIT_TIMEOUT_SECONDS", default=120)
 # Dry-run each deployment.yaml on the API server during a sync.
 K8X_GIT_VALIDATE_ON_CLUSTER = env.bool("K8X_GIT_VALIDATE_ON_CLUSTER", default=True)
 K8X_QUEUE = env.str("K8X_QUEUE", default="k8x")
+# The hub puts up to this many runs into one launch job (worker.jobs.launch_runs).
+K8X_LAUNCH_CHUNK = env.int("K8X_LAUNCH_CHUNK", default=25)
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 

@@ -266,10 +266,12 @@ def _prefix_line(line: str, container: str) -> str:
     return f"{ts} [{container}] {rest}" if sep else f"[{container}] {line}"
 
 
-def run_log_store_final(*, run_id: uuid.UUID | str, namespace: str, pods: list[dict[str, Any]] | None = None) -> None:
-    """Store the full log of the run's pods (all attempts) in ``Run.log``, capped. Keeps
-    what was followed live when the pods' logs are no longer all readable and the
-    followed log is longer."""
+def run_log_final(
+    *, run_id: uuid.UUID | str, namespace: str, pods: list[dict[str, Any]] | None = None
+) -> tuple[str, bool] | None:
+    """The full log of the run's pods (all attempts), capped, with its truncation flag;
+    None when the stored log should stay (pods' logs no longer all readable and the
+    log followed live is longer)."""
     if pods is None:
         pods, _ = kube.pod_list(namespace=namespace, label_selector=f"{jobspec.LABEL_RUN_ID}={run_id}")
     text, missing = run_log_collect(namespace=namespace, pods=pods)
@@ -289,8 +291,15 @@ def run_log_store_final(*, run_id: uuid.UUID | str, namespace: str, pods: list[d
     if missing:
         current = Run.objects.filter(pk=run_id).values_list("log", flat=True).first() or ""
         if len(current) >= len(capped):
-            return
-    Run.objects.filter(pk=run_id).update(log=capped, log_truncated=truncated)
+            return None
+    return capped, truncated
+
+
+def run_log_store_final(*, run_id: uuid.UUID | str, namespace: str, pods: list[dict[str, Any]] | None = None) -> None:
+    """Store ``run_log_final`` in ``Run.log``."""
+    final = run_log_final(run_id=run_id, namespace=namespace, pods=pods)
+    if final is not None:
+        Run.objects.filter(pk=run_id).update(log=final[0], log_truncated=final[1])
 
 
 class LogFollower(threading.Thread):
@@ -641,6 +650,15 @@ class Watcher:
         started: datetime | None = run.started_at or obs.started_at
         if started and started > finished:
             started = finished
+        # The final log goes in with the terminal status, in one update: whoever
+        # sees the run ended (API, console, a test) also sees its whole log.
+        try:
+            final = run_log_final(run_id=run.pk, namespace=namespace, pods=pods or None)
+        except kube.KubeError:
+            final = None
+            log.warning("run %s: final log not read; keeping the log followed live", run.pk, exc_info=True)
+        if final is not None:
+            fields.update(log=final[0], log_truncated=final[1])
         moved = run_transition(
             run_id=run.pk,
             to=obs.status,
@@ -655,10 +673,6 @@ class Watcher:
             kube.job_delete(namespace=namespace, name=run_job_name(run.pk), propagation="Background")
         if not moved:
             return False
-        try:
-            run_log_store_final(run_id=run.pk, namespace=namespace, pods=pods or None)
-        except kube.KubeError:
-            log.warning("run %s: final log not stored", run.pk, exc_info=True)
         self._publish(
             run,
             obs.status,

@@ -401,8 +401,9 @@ def pod_log_read(
 ) -> str:
     """The (current) log of a pod's container, with RFC 3339 timestamps by default."""
     query: dict[str, Any] = {"timestamps": _bool(timestamps), "container": container, "limitBytes": limit_bytes}
-    text: str = call("GET", f"{_pods(namespace)}/{_q(name)}/log", query=query)
-    return text
+    body = call("GET", f"{_pods(namespace)}/{_q(name)}/log", query=query)
+    # An empty log comes back as an empty body, which ``call`` reads as no JSON ({}).
+    return body if isinstance(body, str) else ""
 
 
 def pod_log_stream(
