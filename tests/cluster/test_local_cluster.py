@@ -245,17 +245,23 @@ def test_secret_reaches_the_environment_by_reference(kube_api, core, batch, kube
 def test_ttl_after_finished_removes_the_job(kube_api, batch, kube_namespace, kube_cluster):
     from kubernetes.client.rest import ApiException
 
-    name = make_job(batch, kube_namespace, kube_cluster.busybox_image, ["true"], ttlSecondsAfterFinished=1)
-    wait_for_job(kube_api, kube_namespace, name)
+    # A few seconds of TTL, so the finished Job is seen before the controller removes it.
+    name = make_job(batch, kube_namespace, kube_cluster.busybox_image, ["true"], ttlSecondsAfterFinished=4)
+    seen_complete = False
 
     def gone() -> bool:
+        nonlocal seen_complete
         try:
-            batch.read_namespaced_job(name, kube_namespace)
+            job = batch.read_namespaced_job(name, kube_namespace)
         except ApiException as exc:
-            return exc.status == 404
+            if exc.status != 404:
+                raise
+            return True
+        seen_complete = seen_complete or bool(job.status.succeeded)
         return False
 
-    wait_until(gone, timeout=60, what="the ttl-after-finished controller to delete the Job")
+    wait_until(gone, timeout=90, what="the ttl-after-finished controller to delete the Job")
+    assert seen_complete, "the Job was deleted before it was seen to succeed"
 
 
 # --- images built by the user -------------------------------------------------
