@@ -5,16 +5,12 @@ left alone. Real PostgreSQL and Redis."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import django_rq
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from redis import Redis
-from rq import Queue
 from rq.job import JobStatus
 
 from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, Service, TriggerKind
@@ -23,18 +19,6 @@ from worker.reconcile import runs_reconcile
 
 # Transactional: enqueueing happens on commit (django-rq and k8x_core.queue).
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def queue_name(settings: Any) -> Iterator[str]:
-    name = f"k8x-test-reconcile-{uuid.uuid4().hex[:10]}"
-    settings.K8X_QUEUE = name
-    settings.RQ_QUEUES = {**settings.RQ_QUEUES, name: {"URL": settings.REDIS_URL}}
-    redis_url = settings.REDIS_URL
-    yield name
-    queue = Queue(name, connection=Redis.from_url(redis_url))
-    queue.empty()
-    queue.delete(delete_jobs=True)
 
 
 @pytest.fixture

@@ -19,8 +19,6 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from django.conf import settings
 from django.db import connection
-from redis import Redis
-from rq import Queue
 
 from k8x_core.ce import ce_new, ce_to_kafka
 from k8x_core.kafka.consumer import HubMessage
@@ -29,19 +27,6 @@ from k8x_core.queue import CHUNK_JOB_PREFIX, LAUNCH_CHUNK_JOB
 
 REPO = Path(__file__).resolve().parents[3]
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-
-
-@pytest.fixture
-def queue_name(settings: Any) -> Iterator[str]:
-    """An RQ queue of this test's own (the launch jobs land there)."""
-    name = f"k8x-test-hub-{uuid.uuid4().hex[:10]}"
-    settings.K8X_QUEUE = name
-    settings.RQ_QUEUES = {**settings.RQ_QUEUES, name: {"URL": settings.REDIS_URL}}
-    redis_url = settings.REDIS_URL
-    yield name
-    queue = Queue(name, connection=Redis.from_url(redis_url))
-    queue.empty()
-    queue.delete(delete_jobs=True)
 
 
 def queued_run_ids(queue_name: str) -> set[str]:

@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from redis import Redis
-from rq import Queue
 
 from k8x_core import kube
 from k8x_core.ce import ce_new, ce_to_kafka
@@ -42,18 +40,6 @@ def cluster_settings(settings: Any, kube_cluster: Any) -> Any:
     settings.K8X_JOB_TTL_SECONDS = 600
     kube.api_client_reset()
     return settings
-
-
-@pytest.fixture
-def queue_name(settings: Any) -> Iterator[str]:
-    name = f"k8x-test-launch-{uuid.uuid4().hex[:10]}"
-    settings.K8X_QUEUE = name
-    settings.RQ_QUEUES = {**settings.RQ_QUEUES, name: {"URL": settings.REDIS_URL}}
-    redis_url = settings.REDIS_URL
-    yield name
-    queue = Queue(name, connection=Redis.from_url(redis_url))
-    queue.empty()
-    queue.delete(delete_jobs=True)
 
 
 @pytest.fixture
