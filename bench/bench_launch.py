@@ -52,6 +52,14 @@ if not os.environ.get("SECRET_KEY"):
 import django  # noqa: E402  (after the environment it reads)
 
 
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident set (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def ensure_database() -> None:
     import environ
     import psycopg
@@ -246,6 +254,9 @@ def main() -> None:
             f"(mean Job created: K8X {statistics.mean(k8x_created) * ms:.1f} ms, direct "
             f"{statistics.mean(direct_created) * ms:.1f} ms)"
         )
+        peaks = [peak_rss_mb(p.pid) for p in procs]
+        verdict = "MET" if max(peaks) <= 150 else "NOT MET"
+        print(f"worker peak RSS: {', '.join(f'{m:.0f} MB' for m in peaks)} (target <= 150 MB each: {verdict})")
     finally:
         observer.stop.set()
         for p in procs:
