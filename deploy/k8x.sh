@@ -9,7 +9,7 @@ WEB_PORT="${K8X_WEB_PORT:-8000}"
 BRIDGE_IP="${K8X_BRIDGE_IP:-10.244.0.1}"
 ENV_FILE="$K8X_STATE_DIR/k8x.env"
 
-procfile_entries() { grep -E '^[a-z]+:' "$REPO/deploy/Procfile"; }
+procfile_entries() { grep -E '^[a-z][a-z0-9_-]*:' "$REPO/deploy/Procfile"; }
 
 ensure_env_file() {
   [ -f "$ENV_FILE" ] && return 0
