@@ -54,6 +54,7 @@ KUBECONFIG = env.str("KUBECONFIG", default="")
 K8X_SECRETS_KEY = env.list("K8X_SECRETS_KEY", default=[INSECURE_SECRETS_KEY])
 K8X_LOG_CAP_BYTES = env.int("K8X_LOG_CAP_BYTES", default=5 * 1024 * 1024)
 K8X_JOB_TTL_SECONDS = env.int("K8X_JOB_TTL_SECONDS", default=3600)
+K8X_CREATE_CONTAINER_GRACE_SECONDS = env.float("K8X_CREATE_CONTAINER_GRACE_SECONDS", default=30.0)
 # Kubernetes API calls are retried on 429/5xx/connection errors this long.
 K8X_KUBE_RETRY_SECONDS = env.float("K8X_KUBE_RETRY_SECONDS", default=60.0)
 K8X_KUBE_POOL_SIZE = env.int("K8X_KUBE_POOL_SIZE", default=32)

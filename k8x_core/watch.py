@@ -16,10 +16,11 @@ and its pods' container states:
 - ``Failed``/``FailureTarget`` with ``DeadlineExceeded`` → timed_out, otherwise
   failed with the container's reason when it says more than ``Error`` (e.g.
   ``OOMKilled``), else the Job's (``BackoffLimitExceeded``), and its exit code;
-- a container stuck in ``ImagePullBackOff``, ``InvalidImageName``,
-  ``ErrImageNeverPull``, ``CreateContainerConfigError`` or
-  ``CreateContainerError`` → failed with that reason, and the Job is deleted
-  (Kubernetes would keep retrying until the deadline);
+- a container stuck in ``ImagePullBackOff``, ``InvalidImageName`` or
+  ``ErrImageNeverPull``, or in ``CreateContainerConfigError`` or
+  ``CreateContainerError`` for K8X_CREATE_CONTAINER_GRACE_SECONDS after its pod
+  was created (they can be transient) → failed with that reason, and the Job
+  is deleted (Kubernetes would keep retrying until the deadline);
 - a running container → running (``started_at`` = the first container start);
 - a Job that disappears while its run is not over → failed, ``JobVanished``.
 
@@ -65,6 +66,11 @@ FATAL_WAITING_REASONS = frozenset(
         "CreateContainerError",
     }
 )
+# The kubelet retries these by itself, and right after a pod is created they can
+# be transient (e.g. "failed to sync secret cache" while the node authorizer has
+# not yet linked the new pod to the run's new Secret): final only once they have
+# lasted K8X_CREATE_CONTAINER_GRACE_SECONDS since the pod was created.
+RETRIED_WAITING_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
 UNINFORMATIVE_EXIT_REASONS = frozenset({"", "Error", "Completed"})
 NOT_OVER = [RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING]
 
@@ -94,6 +100,8 @@ class Observation:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     delete_job: bool = False
+    # Not final yet, but look again soon even if no watch event comes (a grace period runs).
+    recheck: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -138,8 +146,12 @@ def _last_termination(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def run_observe(job: dict[str, Any], pods: list[dict[str, Any]]) -> Observation:
-    """The run's state from its Job and the Job's pods."""
+def run_observe(
+    job: dict[str, Any], pods: list[dict[str, Any]], *, now: datetime | None = None, grace_seconds: float | None = None
+) -> Observation:
+    """The run's state from its Job and the Job's pods (``now`` and
+    ``grace_seconds``: for the retried waiting reasons; default the clock and
+    K8X_CREATE_CONTAINER_GRACE_SECONDS)."""
     pods = sorted(pods, key=_pod_sort_key)
     jstatus = job.get("status") or {}
     counted = int(jstatus.get("active") or 0) + int(jstatus.get("failed") or 0) + int(jstatus.get("succeeded") or 0)
@@ -188,12 +200,21 @@ def run_observe(job: dict[str, Any], pods: list[dict[str, Any]]) -> Observation:
         )
 
     running = False
+    recheck = False
     for pod in pods:
         phase = (pod.get("status") or {}).get("phase")
         for cs in _container_statuses(pod):
             state = cs.get("state") or {}
             waiting = state.get("waiting") or {}
             if waiting.get("reason") in FATAL_WAITING_REASONS and phase not in ("Succeeded", "Failed"):
+                if waiting.get("reason") in RETRIED_WAITING_REASONS:
+                    if grace_seconds is None:
+                        grace_seconds = float(settings.K8X_CREATE_CONTAINER_GRACE_SECONDS)
+                    created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+                    age = ((now or timezone.now()) - created).total_seconds() if created else grace_seconds
+                    if age < grace_seconds:
+                        recheck = True
+                        continue
                 return Observation(
                     status=RunStatus.FAILED,
                     reason=str(waiting["reason"]),
@@ -207,8 +228,8 @@ def run_observe(job: dict[str, Any], pods: list[dict[str, Any]]) -> Observation:
         if phase in ("Running", "Succeeded", "Failed"):
             running = True
     if running:
-        return Observation(status=RunStatus.RUNNING, **base)
-    return Observation(status=RunStatus.STARTING, **base)
+        return Observation(status=RunStatus.RUNNING, recheck=recheck, **base)
+    return Observation(status=RunStatus.STARTING, recheck=recheck, **base)
 
 
 # --- logs -------------------------------------------------------------------------------
@@ -605,6 +626,8 @@ class Watcher:
             self._announced.add(run_id)
             self._publish(run, RunStatus.STARTING)
         self.apply(run, obs, pods=pods)
+        if obs.recheck:
+            self._retry.add(run_id)
         if self.follow_logs and not obs.is_terminal:
             self._follow(run, pods)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from k8x_core.models import RunStatus
 from k8x_core.watch import _cap, run_observe
@@ -109,11 +112,29 @@ def test_err_image_pull_alone_is_not_yet_final() -> None:
     assert obs.status == RunStatus.STARTING
 
 
-def test_create_container_config_error_fails() -> None:
-    waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "s" not found'}}
-    obs = run_observe(_job(active=1), [_pod("p1", "2026-11-24T10:00:00Z", state=waiting, phase="Pending")])
-    assert obs.status == RunStatus.FAILED
-    assert obs.reason == "CreateContainerConfigError"
+@pytest.mark.parametrize("reason", ["CreateContainerConfigError", "CreateContainerError"])
+def test_create_container_errors_fail_once_they_outlast_the_grace_period(reason: str) -> None:
+    waiting = {"waiting": {"reason": reason, "message": 'secret "s" not found'}}
+    pods = [_pod("p1", "2026-11-24T10:00:00Z", state=waiting, phase="Pending")]
+    created = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+    # Right after the pod is created it can be transient (the kubelet's secret
+    # cache not yet allowed to see a new Secret): still starting, look again soon.
+    early = run_observe(_job(active=1), pods, now=created + timedelta(seconds=3), grace_seconds=30)
+    assert early.status == RunStatus.STARTING
+    assert early.recheck
+    late = run_observe(_job(active=1), pods, now=created + timedelta(seconds=31), grace_seconds=30)
+    assert late.status == RunStatus.FAILED
+    assert late.reason == reason
+    assert "not found" in late.message
+    assert late.delete_job
+    assert not late.recheck
+
+
+def test_image_pull_back_off_needs_no_grace_period() -> None:
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": "nope"}}
+    pods = [_pod("p1", "2026-11-24T10:00:00Z", state=waiting, phase="Pending")]
+    now = datetime(2026, 11, 24, 10, 0, 1, tzinfo=UTC)
+    assert run_observe(_job(active=1), pods, now=now, grace_seconds=30).status == RunStatus.FAILED
 
 
 def test_log_cap_keeps_whole_lines() -> None:
