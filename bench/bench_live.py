@@ -166,11 +166,8 @@ def main() -> None:
             while received < lines and time.monotonic() < end:
                 page.wait_for_timeout(250)
                 frames = page.evaluate("window.__k8xFrames")
-                received = sum(
-                    len(json.loads(data).get("lines", []))
-                    for _t, data in frames
-                    if json.loads(data).get("type") == "log"
-                )
+                messages = [json.loads(data) for _t, data in frames]
+                received = sum(len(m.get("lines", [])) for m in messages if m.get("type") == "log")
             frames = page.evaluate("window.__k8xFrames")
             browser.close()
             follower.join(timeout=30)

@@ -289,16 +289,20 @@ async def kafka_produce_events_async(
     return waiter.outcome(len(messages))
 
 
+def _purge_queued(producer: Producer) -> None:
+    try:
+        producer.purge(in_queue=True, in_flight=False, blocking=False)
+    except KafkaException:  # pragma: no cover - purge only fails on a dead producer
+        logger.exception("kafka producer purge failed")
+
+
 def _abandon(producer: Producer, waiter: _Waiter) -> None:
     """Make sure what we report as failed is not sent later: drop what is
     still queued locally (other callers' queued messages fail too, and they
     report 503 honestly), then collect the callbacks."""
     if waiter.done.is_set():
         return
-    try:
-        producer.purge(in_queue=True, in_flight=False, blocking=False)
-    except KafkaException:  # pragma: no cover - purge only fails on a dead producer
-        logger.exception("kafka producer purge failed")
+    _purge_queued(producer)
     # The poller thread serves the purged messages' callbacks.
     waiter.done.wait(1.0)
 
@@ -307,9 +311,6 @@ async def _abandon_async(producer: Producer, waiter: _AsyncWaiter) -> None:
     """``_abandon`` without blocking the event loop."""
     if waiter.done.is_set():
         return
-    try:
-        producer.purge(in_queue=True, in_flight=False, blocking=False)
-    except KafkaException:  # pragma: no cover - purge only fails on a dead producer
-        logger.exception("kafka producer purge failed")
+    _purge_queued(producer)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(waiter.future), 1.0)
