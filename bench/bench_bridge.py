@@ -9,10 +9,10 @@ before its 202, so the physical limit is the producer itself:
 2. kafka, one event per call, sequential: what one HTTP request waits for.
 3. kafka, one event per call, C concurrent (asyncio): the single-event limit
    with C callers, without HTTP ("vs 1-event").
-4. HTTP single events, C keep-alive clients, through k8x_core.asgi as
+4. HTTP single events, C keep-alive clients, through k8x.asgi as
    deployed (Django's whole middleware chain, unless the fast path is wired).
 5. The same through the event bridge's fast path (console.api.fastpath) --
-   only when k8x_core.asgi does not wire it itself (then row 4 is it).
+   only when k8x.asgi does not wire it itself (then row 4 is it).
 6. HTTP batches of 100 events.
 
 The HTTP load comes from the leanest client available: ``wrk`` (Debian
@@ -45,7 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x_core.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://k8x:k8x@127.0.0.1:55432/k8x_bench")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("SECRET_KEY", "bench-" + uuid.uuid4().hex * 2)
@@ -334,10 +334,10 @@ def main() -> None:
         )
     )
 
-    from k8x_core.asgi import application
+    from k8x.asgi import application
 
     fast_wired = wired(application)
-    deployed = Daphne("k8x_core.asgi:application")
+    deployed = Daphne("k8x.asgi:application")
     try:
         label = "fast path" if fast_wired else "Django chain"
         rows.append(

@@ -23,7 +23,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x_core.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://k8x:k8x@127.0.0.1:55432/k8x_bench")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("SECRET_KEY", "bench-" + uuid.uuid4().hex * 2)

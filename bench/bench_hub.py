@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x_core.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://k8x:k8x@127.0.0.1:55432/k8x_bench")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 

@@ -37,7 +37,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x_core.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://k8x:k8x@127.0.0.1:55432/k8x_bench")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("K8X_QUEUE", f"k8x-bench-launch-{uuid.uuid4().hex[:8]}")

@@ -113,7 +113,7 @@ def main() -> None:
     procs = [
         subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         for args in (
-            ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "k8x_core.asgi:application"],
+            ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "k8x.asgi:application"],
             ["manage.py", "rqworker", settings.K8X_QUEUE, "--worker-class", "rq.SimpleWorker"],
             ["manage.py", "k8x_watch", "--namespace", namespace],
         )

@@ -1,8 +1,8 @@
-"""k8x_core.asgi's application with the event bridge's fast path in front
-(console.api.fastpath), for bench_bridge.py while k8x_core/asgi.py does not
+"""k8x.asgi's application with the event bridge's fast path in front
+(console.api.fastpath), for bench_bridge.py while k8x/asgi.py does not
 wire it itself: ``daphne bench.bridge_asgi:application``."""
 
-from k8x_core.asgi import application as deployed  # first: sets Django up
+from k8x.asgi import application as deployed  # first: sets Django up
 
 # isort: split
 from console.api.fastpath import BridgeFastPath, bridge_asgi

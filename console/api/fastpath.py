@@ -27,7 +27,7 @@ Any other middleware in MIDDLEWARE switches the fast path off, and every
 request it does not take (no or unknown credential, a run token, a session,
 other paths) goes to Django unchanged.
 
-Wiring (k8x_core/asgi.py): ``"http": bridge_asgi(django_asgi_app)``.
+Wiring (k8x/asgi.py): ``"http": bridge_asgi(django_asgi_app)``.
 """
 
 from __future__ import annotations

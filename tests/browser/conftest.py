@@ -134,13 +134,13 @@ def stack(
         "KUBECONFIG": kube_cluster.kubeconfig,
         "K8X_EVENTS_URL": f"http://{kube_cluster.bridge_ip}:{port}/api/events",
         "REDIS_URL": settings.REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "k8x_core.settings",
+        "DJANGO_SETTINGS_MODULE": "k8x.settings",
         "PYTHONUNBUFFERED": "1",
         "CONN_MAX_AGE": "0",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     s = Stack(base_url=f"http://127.0.0.1:{port}", env=env, logs=logs)
-    web = s.start("web", ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "k8x_core.asgi:application"])
+    web = s.start("web", ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "k8x.asgi:application"])
     s.start("hub", ["manage.py", "k8x_hub", "--metrics-port", "0"])
     s.start("worker", ["manage.py", "rqworker", queue, "--worker-class", "rq.SimpleWorker"])
     s.start("watcher", ["manage.py", "k8x_watch", "--namespace", kube_namespace])

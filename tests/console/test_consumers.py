@@ -47,7 +47,7 @@ async def _close_executor_connections(_short_lived_connections: None):
 
 
 def _app():
-    from k8x_core.asgi import application
+    from k8x.asgi import application
 
     return application
 

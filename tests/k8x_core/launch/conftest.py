@@ -116,7 +116,7 @@ def process_env(queue_name: str, **extra: str) -> dict[str, str]:
         "KUBECONFIG": settings.KUBECONFIG,
         "K8X_JOB_TTL_SECONDS": str(settings.K8X_JOB_TTL_SECONDS),
         "K8X_EVENTS_URL": settings.K8X_EVENTS_URL,
-        "DJANGO_SETTINGS_MODULE": "k8x_core.settings",
+        "DJANGO_SETTINGS_MODULE": "k8x.settings",
         **extra,
     }
 

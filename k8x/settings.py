@@ -118,9 +118,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "k8x_core.urls"
-ASGI_APPLICATION = "k8x_core.asgi.application"
-WSGI_APPLICATION = "k8x_core.wsgi.application"
+ROOT_URLCONF = "k8x.urls"
+ASGI_APPLICATION = "k8x.asgi.application"
+WSGI_APPLICATION = "k8x.wsgi.application"
 
 TEMPLATES = [
     {
