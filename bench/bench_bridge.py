@@ -276,7 +276,7 @@ def main() -> None:
     from bridge_asgi import wired
     from django.core.management import call_command
 
-    from k8x_core.apikeys import apikey_create
+    from k8x_core.events.apikeys import apikey_create
     from k8x_core.kafka import kafka_produce_events
     from k8x_core.kafka.producer import kafka_produce_events_async
     from k8x_core.projects import project_ensure

@@ -103,12 +103,12 @@ def main() -> None:
     from django.core.management import call_command
     from rq import Queue
 
-    from k8x_core.ce import ce_new, ce_to_kafka
-    from k8x_core.hub import Decoded, Hub, hub_decode, hub_match
+    from k8x_core.events.ce import ce_new, ce_to_kafka
+    from k8x_core.hub.loop import Decoded, Hub, hub_decode, hub_match
+    from k8x_core.hub.matching import trigger_index_load
     from k8x_core.kafka.consumer import DeadLetterProducer, HubConsumer, HubMessage
-    from k8x_core.matching import trigger_index_load
     from k8x_core.models import Event, Project, Run, Service, Trigger
-    from k8x_core.queue import launch_queue
+    from k8x_core.runs.queue import launch_queue
 
     call_command("migrate", verbosity=0)
     clean_up(Event, Project, Run)  # what an interrupted earlier run left

@@ -144,12 +144,13 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
 
-    from k8x_core import jobspec, kube
-    from k8x_core.ce import ce_new, ce_to_kafka
-    from k8x_core.hub import hub_process_batch
+    from k8x_core import kube
+    from k8x_core.events.ce import ce_new, ce_to_kafka
+    from k8x_core.hub.loop import hub_process_batch
+    from k8x_core.hub.matching import trigger_index_load
     from k8x_core.kafka.consumer import HubMessage
-    from k8x_core.matching import trigger_index_load
     from k8x_core.models import Project, Run, Service, Trigger, TriggerKind
+    from k8x_core.runs import jobspec
 
     slug = f"bench-launch-{uuid.uuid4().hex[:6]}"
     project = Project.objects.create(slug=slug)

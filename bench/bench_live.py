@@ -82,9 +82,10 @@ def main() -> None:
     from django.core.management import call_command
     from playwright.sync_api import sync_playwright
 
-    from k8x_core import jobspec, kube
+    from k8x_core import kube
+    from k8x_core.catalog.services import run_manual_create
     from k8x_core.models import Membership, Project, Role, Run, Service
-    from k8x_core.services import run_manual_create
+    from k8x_core.runs import jobspec
 
     call_command("migrate", verbosity=0)
     tag = uuid.uuid4().hex[:8]

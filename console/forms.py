@@ -12,6 +12,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
+from k8x_core.catalog.services import ServiceInvalid, job_template_parse
+from k8x_core.hub.matching import trigger_clean
 from k8x_core.models import (
     DNS_LABEL_REGEX,
     ENV_NAME_REGEX,
@@ -23,7 +25,6 @@ from k8x_core.models import (
     Trigger,
     TriggerKind,
 )
-from k8x_core.services import ServiceInvalid, job_template_parse
 
 env_key = RegexValidator(ENV_NAME_REGEX, "Use letters, digits and _ only, not starting with a digit.")
 
@@ -190,15 +191,15 @@ class TriggerForm(forms.ModelForm[Trigger]):
         }
 
     def clean_cel_expression(self) -> str:
-        expr: str = self.cleaned_data["cel_expression"].strip()
-        if expr:
-            from k8x_core import matching
+        return str(self.cleaned_data["cel_expression"]).strip()
 
-            try:
-                matching.trigger_validate_cel(expr)
-            except ValueError as exc:
-                raise forms.ValidationError(f"CEL: {exc}") from None
-        return expr
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # Raised with a message per field; Django's form puts each at its field.
+        trigger_clean(
+            trigger=Trigger(**{f: data.get(f) or "" for f in ("event_type", "source_glob", "cel_expression")})
+        )
+        return data
 
 
 def parse_json_object(text: str, what: str) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from django.db.models import Count
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis import Redis
 
+from k8x_core.models import Event, Run
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 RUNS_BY_STATUS = Gauge("k8x_runs", "Runs in the database by status", ["status"], registry=REGISTRY)
@@ -31,8 +33,6 @@ def redis_client() -> Redis:
 
 
 def collect_database_gauges() -> None:
-    from k8x_core.models import Event, Run
-
     RUNS_BY_STATUS.clear()
     for status, n in Run.objects.order_by().values_list("status").annotate(n=Count("pk")):
         RUNS_BY_STATUS.labels(status=status).set(n)

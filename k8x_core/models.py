@@ -167,12 +167,6 @@ class Trigger(models.Model):
     def __str__(self) -> str:
         return f"{self.event_type} -> {self.service}"
 
-    def clean(self) -> None:
-        # Refuses an invalid CEL expression with the parser's message.
-        from k8x_core.matching import trigger_clean
-
-        trigger_clean(trigger=self)
-
 
 class Scope(models.TextChoices):
     PLATFORM = "platform", "platform"

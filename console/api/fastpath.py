@@ -45,7 +45,7 @@ from django.urls import reverse
 from django.utils.module_loading import import_string
 
 from console.api import views
-from k8x_core.ingest import Sender, sender_authenticate_cached
+from k8x_core.events.ingest import Sender, sender_authenticate_cached
 
 logger = logging.getLogger(__name__)
 

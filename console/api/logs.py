@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from console.api.views import _refused, _viewer_projects, error_response
-from k8x_core.ingest import IngestRefused
+from k8x_core.events.ingest import IngestRefused
 from k8x_core.models import Run
 
 

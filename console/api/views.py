@@ -31,8 +31,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from console.api.openapi import openapi_document
-from k8x_core.ce import CloudEventInvalid, ce_from_http
-from k8x_core.ingest import (
+from k8x_core.events.ce import CloudEventInvalid, ce_from_http
+from k8x_core.events.ingest import (
     Accepted,
     IngestRefused,
     Sender,
@@ -42,9 +42,9 @@ from k8x_core.ingest import (
     sender_from_user,
     simple_event_build,
 )
+from k8x_core.events.webhooks import webhook_event_build, webhook_get
 from k8x_core.models import TERMINAL_STATUSES, Event, Project, Run, RunStatus
 from k8x_core.projects import projects_visible
-from k8x_core.webhooks import webhook_event_build, webhook_get
 
 
 def error_response(status: int, message: str, *, field: str = "", retry_after: int | None = None) -> JsonResponse:

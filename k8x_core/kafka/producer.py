@@ -33,7 +33,7 @@ from confluent_kafka import KafkaError as _CKafkaError
 from confluent_kafka import KafkaException, Message, Producer
 from django.conf import settings
 
-from k8x_core.ce import ce_to_kafka
+from k8x_core.events.ce import ce_to_kafka
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from k8x_core.models import (
     TriggerKind,
     run_job_name,
 )
-from k8x_core.runs import run_transition
+from k8x_core.runs.transitions import run_transition
 
 pytestmark = pytest.mark.django_db
 

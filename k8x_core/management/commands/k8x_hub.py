@@ -16,10 +16,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from prometheus_client import start_http_server
 
-from k8x_core.hub import hub_create
+from k8x_core.hub.loop import hub_create
 from k8x_core.metrics import REGISTRY
 
-logger = logging.getLogger("k8x_core.hub")
+logger = logging.getLogger("k8x_core.hub.loop")
 
 
 class Command(BaseCommand):

@@ -1,5 +1,5 @@
 """``manage.py k8x_scheduler``: emit ``k8x.schedule`` events for services
-whose cron schedule is due (see k8x_core.scheduler). Several may run at
+whose cron schedule is due (see k8x_core.events.scheduler). Several may run at
 once; each due time is emitted once. SIGTERM/SIGINT: finish the pass, exit 0."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from k8x_core.gitrepo import repos_sync_due
-from k8x_core.scheduler import schedule_process_one
+from k8x_core.catalog.git import repos_sync_due
+from k8x_core.events.scheduler import schedule_process_one
 
-logger = logging.getLogger("k8x_core.scheduler")
+logger = logging.getLogger("k8x_core.events.scheduler")
 
 
 class Command(BaseCommand):

@@ -11,9 +11,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from k8x_core.configs import secret_set
 from k8x_core.crypto import secret_rotate
 from k8x_core.models import Project, Secret, Service
+from k8x_core.runs.configs import secret_set
 
 
 class Command(BaseCommand):

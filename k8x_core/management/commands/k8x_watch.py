@@ -1,5 +1,5 @@
 """``manage.py k8x_watch``: follow K8X's Jobs and pods, move runs through their
-statuses and keep their logs (see ``k8x_core.watch``).
+statuses and keep their logs (see ``k8x_core.watch.watcher``).
 
 SIGTERM/SIGINT: stop after the current step, exit 0.
 """
@@ -13,9 +13,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from k8x_core.watch import Watcher
+from k8x_core.watch.watcher import Watcher
 
-logger = logging.getLogger("k8x_core.watch")
+logger = logging.getLogger("k8x_core.watch.watcher")
 
 
 class Command(BaseCommand):

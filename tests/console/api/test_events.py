@@ -13,11 +13,11 @@ import uuid
 import pytest
 from django.contrib.auth.models import User
 
-from k8x_core.apikeys import apikey_create, apikey_revoke
+from k8x_core.events.apikeys import apikey_create, apikey_revoke
+from k8x_core.events.tokens import run_token_issue
+from k8x_core.events.webhooks import webhook_create
 from k8x_core.models import ApiKey, Membership
-from k8x_core.tokens import run_token_issue
-from k8x_core.webhooks import webhook_create
-from tests.k8x_core.ingest.kafka_support import topic_count, topic_read
+from tests.kafka_support import topic_count, topic_read
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from k8x_core import hub as hub_module
-from k8x_core.hub import hub_process_batch
-from k8x_core.matching import trigger_index_load
+from k8x_core.hub import loop as hub_module
+from k8x_core.hub.loop import hub_process_batch
+from k8x_core.hub.matching import trigger_index_load
 from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, TriggerKind
 
 from .conftest import event, message, queued_run_ids, structured
