@@ -88,7 +88,7 @@ class _Plan:
     def __init__(self, middleware: tuple[str, ...]) -> None:
         self.middleware = middleware
         unknown = [m for m in middleware if m not in INLINE_MIDDLEWARE | SKIPPED_MIDDLEWARE]
-        self.enabled = not unknown and bool(getattr(settings, "K8X_BRIDGE_FAST_PATH", True))
+        self.enabled = not unknown and bool(settings.K8X_BRIDGE_FAST_PATH)
         if unknown:
             logger.info("event bridge fast path off: middleware %s not known to be safe to skip", unknown)
         self.hooks = [import_string(m)(_no_response) for m in middleware if m in INLINE_MIDDLEWARE]

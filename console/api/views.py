@@ -133,7 +133,7 @@ async def _accept(events: list[dict[str, Any]], sender: Sender, endpoint: str) -
 
 def _max_body(batch: bool = False) -> int:
     single = int(settings.K8X_MAX_EVENT_BYTES)
-    return int(getattr(settings, "K8X_MAX_BATCH_BYTES", 4 * single)) if batch else single
+    return int(settings.K8X_MAX_BATCH_BYTES) if batch else single
 
 
 @csrf_exempt

@@ -23,26 +23,8 @@ from console.permissions import (
 )
 from console.views.common import keyset_page, request_user
 from k8x_core.models import TERMINAL_STATUSES, Run
-from k8x_core.runs import launch
+from k8x_core.runs import jobspec, launch
 from k8x_core.runs.configs import configs_resolve, secret_keys_resolve
-
-# The container contract's variables (PRODUCT.md), shown by name on the run page.
-CONTRACT_VARIABLES = [
-    "K8X_RUN_ID",
-    "K8X_SERVICE",
-    "K8X_PROJECT",
-    "K8X_TRIGGER",
-    "K8X_CORRELATION_ID",
-    "K8X_EVENT_ID",
-    "K8X_EVENT_TYPE",
-    "K8X_EVENT_SOURCE",
-    "K8X_EVENT_SUBJECT",
-    "K8X_EVENT_TIME",
-    "K8X_EVENT",
-    "K8X_PARAMS",
-    "K8X_EVENTS_URL",
-    "K8X_RUN_TOKEN",
-]
 
 
 @login_required
@@ -79,7 +61,7 @@ def run_badge(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 
 def _environment(run: Run) -> list[dict[str, Any]]:
     service = run.service
-    rows: list[dict[str, Any]] = [{"name": name, "kind": "k8x", "value": None} for name in CONTRACT_VARIABLES]
+    rows: list[dict[str, Any]] = [{"name": name, "kind": "k8x", "value": None} for name in jobspec.CONTRACT_VARIABLES]
     rows += [{"name": k, "kind": "config", "value": v} for k, v in configs_resolve(service=service).items()]
     rows += [{"name": k, "kind": "secret", "value": None} for k in secret_keys_resolve(service=service)]
     return rows

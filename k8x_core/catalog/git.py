@@ -55,7 +55,7 @@ class RepoInvalid(ValueError):
 
 
 def _timeout() -> int:
-    return int(getattr(settings, "K8X_GIT_TIMEOUT_SECONDS", 120))
+    return int(settings.K8X_GIT_TIMEOUT_SECONDS)
 
 
 # --- validation -----------------------------------------------------------
@@ -313,7 +313,7 @@ def repo_sync(
     dry-runs each deployment.yaml on the API server. Always returns the
     SyncRecord written (status applied or failed)."""
     if validate_on_cluster is None:
-        validate_on_cluster = bool(getattr(settings, "K8X_GIT_VALIDATE_ON_CLUSTER", True))
+        validate_on_cluster = bool(settings.K8X_GIT_VALIDATE_ON_CLUSTER)
     with tempfile.TemporaryDirectory(prefix="k8x-sync-") as tmp:
         checkout = Path(tmp) / "checkout"
         try:
@@ -377,7 +377,7 @@ def repos_sync_due(*, now: datetime, limit: int | None = None) -> list[SyncRecor
     take up to K8X_GIT_TIMEOUT_SECONDS). Each repository is claimed by a
     conditional UPDATE of ``last_synced_at``, so two schedulers never sync the
     same one twice."""
-    interval = int(getattr(settings, "K8X_GIT_SYNC_INTERVAL_SECONDS", 0) or 0)
+    interval = int(settings.K8X_GIT_SYNC_INTERVAL_SECONDS or 0)
     if interval <= 0:
         return []
     cutoff = now - timedelta(seconds=interval)

@@ -37,6 +37,7 @@ from django.db.models import Q
 from jsonschema import Draft202012Validator, SchemaError, ValidationError
 
 from k8x_core import kube
+from k8x_core.catalog.services import service_set_active
 from k8x_core.models import (
     DNS_LABEL_REGEX,
     ENV_NAME_REGEX,
@@ -754,7 +755,7 @@ def plan_apply(
             _service_write(service, spec, plan.repository, commit)
         for change in fresh.changes:
             if change.action == "deactivate":
-                Service.objects.filter(pk=by_name[change.service].pk).update(active=False)
+                service_set_active(service=by_name[change.service], active=False)
         return SyncRecord.objects.create(
             project=project,
             repository=plan.repository,

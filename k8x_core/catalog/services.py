@@ -105,7 +105,10 @@ def _blamed_field(service: Service, message: str) -> str | None:
 
 
 def service_set_active(*, service: Service, active: bool) -> None:
-    Service.objects.filter(pk=service.pk).update(active=active)
+    """Switch a service on or off. ``updated_at`` moves with it: the hub's trigger
+    index reloads on it, so an inactive service stops matching within a second;
+    the launcher cancels the runs it still had queued."""
+    Service.objects.filter(pk=service.pk).update(active=active, updated_at=timezone.now())
     service.active = active
 
 

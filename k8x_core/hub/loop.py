@@ -679,5 +679,5 @@ def hub_create(*, topics: Sequence[str] | None = None, group: str | None = None)
     return Hub(
         consumer=HubConsumer(topics=topics, group=group or settings.K8X_HUB_GROUP),
         dead_letters=DeadLetterProducer(topic=settings.K8X_DLQ_TOPIC),
-        batch_size=getattr(settings, "K8X_HUB_BATCH_SIZE", 500),
+        batch_size=settings.K8X_HUB_BATCH_SIZE,
     )

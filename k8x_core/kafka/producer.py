@@ -76,7 +76,7 @@ def _config(*, timeout_seconds: float) -> dict[str, Any]:
         # Send at once: a lone event is not held back (1 ms vs 3 ms to 202 at
         # linger 2), and under load librdkafka batches what queues up while
         # the previous request is in flight anyway (bench/bench_bridge.py).
-        "linger.ms": float(getattr(settings, "K8X_PRODUCE_LINGER_MS", 0)),
+        "linger.ms": float(settings.K8X_PRODUCE_LINGER_MS),
         "message.timeout.ms": message_timeout_ms,
         # Back at work soon after the broker returns, without a restart.
         "reconnect.backoff.ms": 100,

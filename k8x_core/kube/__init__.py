@@ -33,7 +33,6 @@ from k8x_core.kube.client import (
     secret_delete,
     secret_get,
     secret_set_owner,
-    server_version,
     watch,
 )
 
@@ -70,6 +69,5 @@ __all__ = [
     "secret_delete",
     "secret_get",
     "secret_set_owner",
-    "server_version",
     "watch",
 ]

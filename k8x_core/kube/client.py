@@ -86,10 +86,10 @@ _api: k8s_client.ApiClient | None = None
 
 def kubeconfig_path() -> str | None:
     """settings.KUBECONFIG, else the local cluster's kubeconfig if it exists, else None (in-cluster)."""
-    configured = getattr(settings, "KUBECONFIG", "") or ""
+    configured = settings.KUBECONFIG or ""
     if configured:
         return str(configured)
-    state_dir = Path(getattr(settings, "K8X_STATE_DIR", Path(settings.BASE_DIR) / ".state"))
+    state_dir = Path(settings.K8X_STATE_DIR)
     local = state_dir / "cluster" / "kubeconfig"
     if local.is_file():
         return str(local)
@@ -109,7 +109,7 @@ def api_client() -> k8s_client.ApiClient:
                 k8s_config.load_incluster_config(client_configuration=cfg)
             # Our retry loop is the only one: urllib3 must not retry on its own.
             cfg.retries = False
-            cfg.connection_pool_maxsize = int(getattr(settings, "K8X_KUBE_POOL_SIZE", 32))
+            cfg.connection_pool_maxsize = int(settings.K8X_KUBE_POOL_SIZE)
             api = k8s_client.ApiClient(cfg)
             # A forked process (RQ's work horse) must not share the parent's sockets.
             api._k8x_pid = os.getpid()  # type: ignore[attr-defined]
@@ -237,7 +237,7 @@ def kube_retry(fn: Callable[[], T], *, what: str, deadline_seconds: float | None
     exponential backoff and jitter (honouring Retry-After) until the deadline;
     then raise KubeUnavailable. Other errors pass through at once."""
     if deadline_seconds is None:
-        deadline_seconds = float(getattr(settings, "K8X_KUBE_RETRY_SECONDS", 60))
+        deadline_seconds = float(settings.K8X_KUBE_RETRY_SECONDS)
     deadline = time.monotonic() + deadline_seconds
     delay = 0.05
     attempt = 0
@@ -586,8 +586,3 @@ def owner_reference(obj: dict[str, Any]) -> dict[str, Any]:
         "uid": meta.get("uid"),
         "blockOwnerDeletion": False,
     }
-
-
-def server_version() -> dict[str, Any]:
-    result: dict[str, Any] = call("GET", "/version", deadline_seconds=5)
-    return result

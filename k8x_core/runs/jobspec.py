@@ -167,6 +167,27 @@ class JobBuild:
     event_in_file: bool = False
 
 
+# The container contract's K8X_ variables (PRODUCT.md), in the order a Job gets
+# them; K8X_EVENT_FILE replaces K8X_EVENT when the event is over 64 KiB.
+CONTRACT_VARIABLES = (
+    "K8X_RUN_ID",
+    "K8X_SERVICE",
+    "K8X_PROJECT",
+    "K8X_TRIGGER",
+    "K8X_CORRELATION_ID",
+    "K8X_EVENT_ID",
+    "K8X_EVENT_TYPE",
+    "K8X_EVENT_SOURCE",
+    "K8X_EVENT_SUBJECT",
+    "K8X_EVENT_TIME",
+    "K8X_EVENT",
+    "K8X_EVENT_FILE",
+    "K8X_PARAMS",
+    "K8X_EVENTS_URL",
+    "K8X_RUN_TOKEN",
+)
+
+
 def _env_value(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "value": value}
 

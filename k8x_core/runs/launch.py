@@ -162,18 +162,23 @@ def service_queue_advance(*, service_id: int) -> list[uuid.UUID]:
 # --- launching -------------------------------------------------------------------------------
 
 
-def _fail(run: Run, *, reason: str, message: str) -> None:
+def _end(run: Run, *, to: RunStatus, reason: str, message: str) -> None:
+    """End a run that never got a Job (failed before launch, or not to be launched)."""
     now = timezone.now()
     if run_transition(
         run_id=run.pk,
-        to=RunStatus.FAILED,
+        to=to,
         reason=reason[:100],
         message=message,
         finished_at=now,
         job_name=run_job_name(run.pk),
     ):
-        _publish(run, RunStatus.FAILED, reason=reason, exit_code=None, finished_at=now.isoformat())
+        _publish(run, to, reason=reason, exit_code=None, finished_at=now.isoformat())
         service_queue_advance(service_id=run.service_id)
+
+
+def _fail(run: Run, *, reason: str, message: str) -> None:
+    _end(run, to=RunStatus.FAILED, reason=reason, message=message)
 
 
 def _create_job(run: Run, build: jobspec.JobBuild, namespace: str) -> tuple[LaunchResult, dict[str, Any] | None]:
@@ -220,6 +225,10 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
     service = run.service
     project = service.project
     namespace = project.namespace
+    if not service.active:
+        # Switched off after the run was queued: it never starts.
+        _end(run, to=RunStatus.CANCELLED, reason="ServiceInactive", message=f"service {service.name} is inactive")
+        return LaunchResult.SKIPPED
 
     token = run_token_issue(
         run_id=run.pk,

@@ -24,7 +24,7 @@ def pod_sort_key(pod: dict[str, Any]) -> tuple[str, str]:
 
 
 def log_cap() -> int:
-    return int(getattr(settings, "K8X_LOG_CAP_BYTES", 5 * 1024 * 1024))
+    return int(settings.K8X_LOG_CAP_BYTES)
 
 
 def log_capped(text: str, cap: int) -> tuple[str, bool]:

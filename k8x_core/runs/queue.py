@@ -30,7 +30,6 @@ from rq import Queue
 LAUNCH_JOB = "worker.jobs.launch_run"
 LAUNCH_CHUNK_JOB = "worker.jobs.launch_runs"
 CHUNK_JOB_PREFIX = "launch-chunk-"
-DEFAULT_LAUNCH_CHUNK = 25
 
 
 # Redis server version per queue name: rq asks for it (an INFO round trip) on
@@ -88,7 +87,7 @@ def runs_enqueue_now(*, run_ids: Sequence[uuid.UUID | str], chunk: int | None = 
     MULTI/EXEC round trip."""
     if not run_ids:
         return
-    size = max(1, chunk or int(getattr(settings, "K8X_LAUNCH_CHUNK", DEFAULT_LAUNCH_CHUNK)))
+    size = max(1, chunk or int(settings.K8X_LAUNCH_CHUNK))
     ids = [str(rid) for rid in run_ids]
     queue = launch_queue()
     datas = []

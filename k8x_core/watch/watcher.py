@@ -84,7 +84,6 @@ class LogFollower(threading.Thread):
         except Exception:
             log.warning("log follow of %s/%s failed", self.pod, self.container, exc_info=True)
         finally:
-            self.watcher.follower_done(self)
             connection.close()
 
     def _follow(self) -> None:
@@ -526,11 +525,6 @@ class Watcher:
                     self._log_bytes.setdefault(str(run.pk), len((run.log or "").encode()))
                 follower.start()
 
-    def follower_done(self, follower: LogFollower) -> None:
-        # The key stays until the run ends: a container is followed once (a restart
-        # is a new containerID).
-        return
-
     def log_append(self, run_id: str, lines: list[str]) -> None:
         """Append followed lines to Run.log while the run is not over, within the cap."""
         text = "".join(line + "\n" for line in lines)
@@ -548,4 +542,4 @@ class Watcher:
 
 
 def settings_vanish_grace() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "K8X_VANISHED_GRACE_SECONDS", 10)))
+    return timedelta(seconds=float(settings.K8X_VANISHED_GRACE_SECONDS))

@@ -33,10 +33,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         port = options["metrics_port"]
         if port is None:
-            port = int(getattr(settings, "K8X_HUB_METRICS_PORT", 9101))
+            port = int(settings.K8X_HUB_METRICS_PORT)
         if port:
             try:
-                start_http_server(port, addr=getattr(settings, "K8X_HUB_METRICS_ADDR", "127.0.0.1"), registry=REGISTRY)
+                start_http_server(port, addr=settings.K8X_HUB_METRICS_ADDR, registry=REGISTRY)
                 logger.info("metrics on :%s/metrics", port)
             except OSError as exc:
                 # Metrics are not worth stopping the hub for.
