@@ -45,6 +45,12 @@ K8X_HUB_BATCH_SIZE = env.int("K8X_HUB_BATCH_SIZE", default=500)
 # The hub serves its own Prometheus metrics here (0: off).
 K8X_HUB_METRICS_PORT = env.int("K8X_HUB_METRICS_PORT", default=9101)
 K8X_HUB_METRICS_ADDR = env.str("K8X_HUB_METRICS_ADDR", default="127.0.0.1")
+# Limits on a trigger's CEL expression (checked at save and when the hub loads it)
+# and the time one evaluation may take in the hub (over it: no match, counted).
+K8X_CEL_MAX_LENGTH = env.int("K8X_CEL_MAX_LENGTH", default=2048)
+K8X_CEL_MAX_DEPTH = env.int("K8X_CEL_MAX_DEPTH", default=200)
+K8X_CEL_MAX_MACRO_NESTING = env.int("K8X_CEL_MAX_MACRO_NESTING", default=2)
+K8X_CEL_BUDGET_MS = env.float("K8X_CEL_BUDGET_MS", default=20.0)
 # Project namespaces are "<K8X_NAMESPACE>-<project slug>".
 K8X_NAMESPACE = env.str("K8X_NAMESPACE", default="k8x")
 # Empty: use KUBECONFIG if set, else the local cluster's kubeconfig if it

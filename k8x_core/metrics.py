@@ -20,6 +20,9 @@ EVENTS_BY_OUTCOME = Gauge("k8x_events", "Events in the database by outcome", ["o
 HUB_EVENTS = Counter("k8x_hub_events", "Events consumed by the hub, by outcome", ["outcome"], registry=REGISTRY)
 HUB_RUNS_QUEUED = Counter("k8x_hub_runs_queued", "Runs queued by the hub", registry=REGISTRY)
 HUB_BATCH_SECONDS = Histogram("k8x_hub_batch_seconds", "Time to process one consumed batch", registry=REGISTRY)
+HUB_CEL_OVER_BUDGET = Counter(
+    "k8x_hub_cel_over_budget", "CEL evaluations stopped at K8X_CEL_BUDGET_MS (no match)", registry=REGISTRY
+)
 HUB_LAG = Gauge("k8x_hub_consumer_lag", "Consumer lag by partition", ["topic", "partition"], registry=REGISTRY)
 BRIDGE_EVENTS = Counter(
     "k8x_bridge_events", "Events accepted by the HTTP bridge, by endpoint", ["endpoint"], registry=REGISTRY
