@@ -52,6 +52,7 @@ from django.utils import timezone
 from k8x_core import jobspec, kube
 from k8x_core.launch import service_queue_advance
 from k8x_core.live import live_publish_log, live_publish_status
+from k8x_core.metrics import WATCH_LOG_BYTES
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, run_job_name
 from k8x_core.runs import run_transition
 
@@ -796,6 +797,9 @@ class Watcher:
 
     def log_append(self, run_id: str, lines: list[str]) -> None:
         """Append followed lines to Run.log while the run is not over, within the cap."""
+        if self.stopping.is_set():
+            # A stopped watcher (shutdown, or it lost the lead) writes nothing more.
+            return
         text = "".join(line + "\n" for line in lines)
         cap = _log_cap()
         with self._log_lock:
@@ -804,6 +808,7 @@ class Watcher:
                 return
             text, truncated = _cap(text, cap - used)
             self._log_bytes[run_id] = cap if truncated else used + len(text.encode())
+        WATCH_LOG_BYTES.inc(len(text.encode()))
         update: dict[str, Any] = {"log": Concat(F("log"), Value(text))}
         if truncated:
             update["log_truncated"] = True
