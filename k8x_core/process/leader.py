@@ -218,7 +218,12 @@ class LeaderElector:
             if decision.record is not None:
                 spec = decision.record.to_spec()
                 if lease is None:
-                    kube.lease_create(namespace=self.namespace, name=self.name, spec=spec, **limits())
+                    try:
+                        kube.lease_create(namespace=self.namespace, name=self.name, spec=spec, **limits())
+                    except kube.KubeNotFound:
+                        # The lease namespace is missing (embedded mode): create it, try again next step.
+                        kube.namespace_ensure(name=self.namespace)
+                        raise
                 else:
                     rv = str((lease.get("metadata") or {}).get("resourceVersion") or "")
                     kube.lease_replace(

@@ -3,18 +3,22 @@ environment of a process using this test's database, and reading their health po
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from django.conf import settings
 from django.db import connection
 
@@ -112,3 +116,78 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class TcpProxy:
+    """A loopback TCP relay to ``upstream`` that ``cut()`` severs: every open
+    connection is closed and new ones are refused (a real network partition between
+    one process and the API server)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.cut_event = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.cut_event.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                if self.cut_event.is_set():
+                    client.close()
+                    server.close()
+                    return
+                self.sockets += [client, server]
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.cut_event.set()
+        self.listener.close()
+        with self.lock:
+            for s in self.sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+
+def api_server_address(kubeconfig: str) -> tuple[str, int]:
+    """(host, port) of the kubeconfig's API server."""
+    server = urlsplit(yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]["server"])
+    assert server.hostname and server.port, f"kubeconfig server without host:port: {server.geturl()}"
+    return server.hostname, server.port
+
+
+def kubeconfig_via(kubeconfig: str, proxy_port: int, path: Path) -> None:
+    """Write a copy of ``kubeconfig`` whose API server is reached through
+    127.0.0.1:proxy_port (TLS still checks the real server's name)."""
+    doc = yaml.safe_load(Path(kubeconfig).read_text())
+    cluster = doc["clusters"][0]["cluster"]
+    host = urlsplit(cluster["server"]).hostname
+    cluster["server"] = f"https://127.0.0.1:{proxy_port}"
+    if host != "127.0.0.1":
+        cluster["tls-server-name"] = host
+    path.write_text(yaml.safe_dump(doc))
