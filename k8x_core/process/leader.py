@@ -240,7 +240,8 @@ class LeaderElector:
                         decision.action.value,
                     )
             elif self._was_leading:
-                log.warning("%s: lease %s/%s is held by %s now", self.role, self.namespace, self.name, current)
+                holder = current.holder if current is not None else ""
+                log.warning("%s: lease %s/%s is held by %s now", self.role, self.namespace, self.name, holder)
                 self.renewed_at = None
             self.connected = True
             self.last_error = ""

@@ -10,15 +10,20 @@ from __future__ import annotations
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from k8x_core import kube
-from k8x_core.process.leader import LeaderElector, LeaseRecord, lease_timings
+from k8x_core.process.health import ProcessHealth
+from k8x_core.process.leader import LeaderElector, LeaseRecord, leader_loop, lease_timings
+from k8x_core.watch import Watcher
 
 from .procs import (
     TcpProxy,
@@ -199,3 +204,51 @@ def test_a_holder_whose_renewals_fail_stops_acting_before_another_takes_over(
         b.stop(release=False)
         stop(procs)
         proxy.cut()
+
+
+def test_a_watcher_whose_lease_is_taken_stops_at_once_and_resumes_when_it_is_back(lease_ns: str) -> None:
+    watchers: list[Watcher] = []
+
+    def watcher_create() -> Watcher:
+        watchers.append(Watcher(namespace=lease_ns, follow_logs=False))
+        return watchers[-1]
+
+    e = elector(lease_ns, "watcher-a", name="k8x-watcher")
+    stopping = threading.Event()
+
+    def run() -> None:
+        try:
+            leader_loop(elector=e, actor_create=watcher_create, health=ProcessHealth(role="watcher"), stopping=stopping)
+        finally:
+            connection.close()
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    try:
+        wait_for(lambda: watchers and watchers[0].synced["jobs"].is_set(), timeout=20, what="the leader's watcher")
+        # Another holder writes the Lease (as a standby that took it over would).
+        lease = kube.lease_get(namespace=lease_ns, name="k8x-watcher", deadline_seconds=5, timeout=(2.0, 5.0))
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        spec = {**lease["spec"], "holderIdentity": "thief", "renewTime": stamp, "acquireTime": stamp}
+        kube.lease_replace(
+            namespace=lease_ns,
+            name="k8x-watcher",
+            spec=spec,
+            resource_version=lease["metadata"]["resourceVersion"],
+            deadline_seconds=5,
+            timeout=(2.0, 5.0),
+        )
+        t0 = time.monotonic()
+        wait_for(lambda: watchers[0].stopping.is_set(), timeout=5, what="the watcher to stop", interval=0.02)
+        took = time.monotonic() - t0
+        assert took < RETRY * 1.2 + 0.5, f"took {took:.2f}s"
+        assert not e.is_leader() and len(watchers) == 1
+        # The thief never renews: after the lease duration the process leads again, with a fresh watcher.
+        wait_for(lambda: len(watchers) == 2, timeout=DURATION + 3, what="a new watcher after re-acquiring")
+        assert e.is_leader() and not watchers[1].stopping.is_set()
+    finally:
+        stopping.set()
+        loop.join(timeout=20)
+    assert not loop.is_alive()
+    assert all(w.stopping.is_set() for w in watchers)
+    assert holder(lease_ns, "k8x-watcher").holder == ""
