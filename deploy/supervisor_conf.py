@@ -84,9 +84,11 @@ def _escape(value: str) -> str:
     return value.replace("%", "%%")
 
 
-def _env_value(value: str) -> str:
-    """A value of supervisord's environment= (split like a shell word)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _env_value(name: str, value: str) -> str:
+    """A value of supervisord's environment=: it keeps no quote or newline inside a quoted value."""
+    if any(c in value for c in "\"'\n"):
+        raise ValueError(f"{name} {value!r}: a quote or newline cannot be passed through supervisord's environment=")
+    return f'"{value}"'
 
 
 def supervisor_conf_render(
@@ -126,7 +128,7 @@ def supervisor_conf_render(
         "[supervisorctl]",
         f"serverurl=unix://{_escape(str(socket))}",
     ]
-    marker = f"{MARKER_VARIABLE}={_escape(_env_value(str(state_dir)))}"
+    marker = f"{MARKER_VARIABLE}={_escape(_env_value('K8X_STATE_DIR', str(state_dir)))}"
     reaper = shlex.join([python, str(repo / "deploy" / "supervisor_reaper.py"), "--state-dir", str(state_dir)])
     lines += [
         "",
@@ -145,7 +147,7 @@ def supervisor_conf_render(
         f"stderr_logfile_maxbytes={LOG_MAX_BYTES}",
         f"stderr_logfile_backups={LOG_BACKUPS}",
     ]
-    environment = f"K8X_WEB_BIND={_escape(_env_value(web_bind))},{marker}"
+    environment = f"K8X_WEB_BIND={_escape(_env_value('K8X_WEB_BIND', web_bind))},{marker}"
     for entry in entries:
         # bash expands $K8X_WEB_BIND and friends as the Procfile promises, then
         # exec: the pid supervisord watches and signals is the process itself.

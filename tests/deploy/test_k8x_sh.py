@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,19 @@ def pgid(pid: int) -> int:
         return os.getpgid(pid)
     except ProcessLookupError:
         return 0
+
+
+def dead(pid: int) -> bool:
+    return not alive(pid)
+
+
+def group_gone(state_dir: Path, group: int) -> bool:
+    return not any(pgid(pid) == group for pid in processes_of(state_dir))
+
+
+def restarted(emb: Embedded, name: str, old: int) -> bool:
+    new = emb.pid(name)
+    return new not in (0, old) and alive(new)
 
 
 def processes_of(state_dir: Path) -> dict[int, str]:
@@ -295,21 +309,13 @@ def test_supervised_processes_restart_and_stop(embedded: Embedded) -> None:
         old = pids[name]
         os.kill(old, signal.SIGKILL)
         killed_at = time.monotonic()
-        wait_for(f"{name}: pid {old} gone", lambda old=old: not alive(old), timeout=5, interval=0.02)
-
-        def back(name: str = name, old: int = old) -> bool:
-            new = emb.pid(name)
-            return new not in (0, old) and alive(new)
-
+        wait_for(f"{name}: pid {old} gone", partial(dead, old), timeout=5, interval=0.02)
+        back = partial(restarted, emb, name, old)
         wait_for(f"{name} back after kill -9 of pid {old}", back, timeout=RESTART_LIMIT_SECONDS)
         restart_seconds[name] = time.monotonic() - killed_at
         assert restart_seconds[name] < RESTART_LIMIT_SECONDS
-        wait_for(
-            f"{name}: processes of the killed group {old}",
-            lambda old=old: not any(pgid(p) == old for p in processes_of(emb.state_dir)),
-            timeout=15,
-            interval=0.5,
-        )
+        group_left = partial(group_gone, emb.state_dir, old)
+        wait_for(f"{name}: processes of the killed group {old}", group_left, timeout=15, interval=0.5)
     print("restart after kill -9 (s): " + ", ".join(f"{n} {s:.2f}" for n, s in restart_seconds.items()))
     new_pids = {}
 
@@ -330,7 +336,7 @@ def test_supervised_processes_restart_and_stop(embedded: Embedded) -> None:
     supervisords = [p for p, cmd in processes_of(emb.state_dir).items() if "supervisord -c" in cmd]
     assert len(supervisords) == 1, supervisords
     os.kill(supervisords[0], signal.SIGKILL)
-    wait_for("supervisord gone", lambda: not alive(supervisords[0]), timeout=5)
+    wait_for("supervisord gone", partial(dead, supervisords[0]), timeout=5)
     status = emb.k8x_sh("status", timeout=60).stdout
     assert "supervisor: not running" in status and "left over" in status, status
     up3 = emb.k8x_sh("up")
