@@ -86,19 +86,22 @@ stop_strays() {
 # wrapper, the process being its child in a session of its own: stop those
 # once, so an update does not run every process twice.
 stop_legacy() {
-  local f pid child
+  local f pid child name pids=()
   for f in "$STATE_DIR"/run/k8x-*.pid; do
     [ -f "$f" ] || continue
     pid="$(tr -dc 0-9 <"$f")"
-    if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF k8x.sh; then
+    name="$(basename "$f" .pid)"
+    if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE 'k8x[^ ]*\.sh'; then
       for child in $(ps -o pid= --ppid "$pid"); do
-        kill -TERM -- "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null || true
+        kill -TERM -- "-$child" 2>/dev/null || true
+        pids+=("$child")
       done
-      kill -TERM "$pid" 2>/dev/null || true
-      note "$(basename "$f" .pid): stopped (started by an older k8x.sh without supervisor, pid $pid)"
+      pids+=("$pid")
+      note "${name#k8x-}: stopping (started by an older k8x.sh without supervisor, pid $pid)"
     fi
     rm -f "$f"
   done
+  stop_pids "${pids[@]}"
 }
 
 # One `make up`/`make down` at a time on a state directory. fd 8 is closed
