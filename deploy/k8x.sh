@@ -9,6 +9,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 WEB_PORT="${K8X_WEB_PORT:-8000}"
+# The Procfile's processes serve health and metrics on this base + 1 … 6.
+export K8X_HEALTH_PORT_BASE="${K8X_HEALTH_PORT_BASE:-9100}"
 BRIDGE_IP="${K8X_BRIDGE_IP:-10.244.0.1}"
 ENV_FILE="$K8X_STATE_DIR/k8x.env"
 # The physical path: it is the marker value in the programs' environment.

@@ -207,7 +207,8 @@ def embedded(tmp_path: Path, kube_cluster: KubeCluster) -> Iterator[Embedded]:
         "LANG": "C.UTF-8",
         "K8X_STATE_DIR": str(state_dir),
         "K8X_WEB_PORT": str(web_port),
-        "K8X_HUB_METRICS_PORT": str(free_port()),
+        # Health ports base + 1 … 6: a free port and the ones after it, not a running make up's.
+        "K8X_HEALTH_PORT_BASE": str(free_port()),
         "DATABASE_URL": f"sqlite:///{state_dir}/k8x.sqlite3",
         "REDIS_URL": f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
         "K8X_EVENTS_TOPIC": f"k8x-test-supervise-{tag}",
@@ -241,8 +242,10 @@ def assert_real_processes(pids: dict[str, int], entries: dict[str, str]) -> None
     """Each pid is the Procfile command itself, not a wrapper around it."""
     for name, pid in pids.items():
         assert alive(pid), f"{name}: pid {pid} is not alive"
-        last_word = entries[name].split()[-1]
-        assert last_word in cmdline(pid), f"{name}: pid {pid} runs {cmdline(pid)!r}, not {entries[name]!r}"
+        # Every literal word of the command (not what the shell expands, e.g. $K8X_WEB_BIND or $((…))).
+        words = [w for w in entries[name].split() if not any(c in w for c in "$()=+") and w != "env"]
+        running = cmdline(pid)
+        assert all(w in running for w in words), f"{name}: pid {pid} runs {running!r}, not {entries[name]!r}"
         assert "bash" not in cmdline(pid).split()[0], f"{name}: pid {pid} is a shell wrapper: {cmdline(pid)!r}"
 
 
