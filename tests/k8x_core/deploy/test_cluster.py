@@ -13,6 +13,7 @@ import pytest
 from k8x_core.deploy import servicedir_load
 from k8x_core.gitrepo import repo_create, repo_sync
 from k8x_core.models import Project, Run, RunStatus, Service, SyncRecord, run_job_name
+from tests.cluster_fixtures import admin_namespace_delete
 from tests.k8x_core.deploy.conftest import GitServer, service_write
 
 pytestmark = pytest.mark.cluster
@@ -61,7 +62,7 @@ def _launcher() -> Any:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_synced_service_runs_on_an_event(
-    kube_cluster: Any, git_server: GitServer, tmp_path: Path, settings: Any
+    kube_cluster: Any, kube_api: Any, git_server: GitServer, tmp_path: Path, settings: Any
 ) -> None:
     """Acceptance: a repository with two services syncs; an event then runs the service on the cluster."""
     from k8x_core import kube
@@ -115,4 +116,6 @@ def test_a_synced_service_runs_on_an_event(
         run.refresh_from_db()
         assert run.status != RunStatus.QUEUED
     finally:
-        kube.namespace_delete(name=project.namespace)
+        # Cleanup is admin work: K8X itself never deletes namespaces.
+        kube.namespace_forget(name=project.namespace)
+        admin_namespace_delete(kube_api, project.namespace)
