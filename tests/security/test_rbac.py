@@ -268,7 +268,6 @@ def test_the_identity_is_the_service_account_and_works_in_its_namespace(
         kube.secret_get(namespace=project_namespace, name=name)
     assert exc.value.status == 403
     assert kube.secret_delete(namespace=project_namespace, name=name)
-    container = {"name": "m", "image": "localhost:5000/k8x/busybox:1"}
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
