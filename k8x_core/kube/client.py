@@ -14,6 +14,7 @@ API server's own message.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -319,9 +320,18 @@ def _same_subject(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in ("kind", "name", "namespace"))
 
 
+def _older_than(obj: dict[str, Any], *, seconds: float) -> bool:
+    stamp = str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+    try:
+        created = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (datetime.datetime.now(datetime.UTC) - created).total_seconds() > seconds
+
+
 def _tenant_binding_ensure(*, namespace: str) -> None:
-    """Bind ClusterRole k8x-tenant to K8X in ``namespace``, then wait until the
-    authorizer lets K8X create Jobs there."""
+    """Bind ClusterRole k8x-tenant to K8X in ``namespace``; after a change, wait
+    until the authorizer lets K8X create Jobs there."""
     subject = identity_subject()
     path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{_q(namespace)}/rolebindings"
     body = {
@@ -348,7 +358,9 @@ def _tenant_binding_ensure(*, namespace: str) -> None:
             )
         subjects = list(binding.get("subjects") or [])
         if any(_same_subject(s, subject) for s in subjects):
-            break
+            if _older_than(binding, seconds=60):
+                return  # in effect long since
+            break  # maybe just created by another K8X process: wait as if it were ours
         # Another K8X identity (e.g. a second installation) is bound already: add ours.
         # The resourceVersion makes a concurrent change a 409 instead of a lost subject.
         patch = {
