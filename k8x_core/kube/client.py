@@ -127,6 +127,7 @@ def api_client_reset() -> None:
         _api = None
         _subject = None
     _namespaces_known.clear()
+    _namespaces_managed.clear()
 
 
 # --- one request ---------------------------------------------------------------
@@ -285,13 +286,14 @@ def _q(value: str) -> str:
 # --- namespaces ------------------------------------------------------------------
 
 # K8X holds rights inside a namespace only through this RoleBinding of this
-# ClusterRole (deploy/helm/k8x/files/clusterroles.yaml), created by namespace_ensure.
+# ClusterRole (deploy/helm/k8x/files/clusterroles.yaml), created by managed_namespace_ensure.
 TENANT_ROLE = "k8x-tenant"
 TENANT_BINDING = "k8x-tenant"
 # Seconds to wait for a new RoleBinding to reach the API server's authorizer.
 _BINDING_WAIT_SECONDS = 10.0
 
 _namespaces_known: set[str] = set()
+_namespaces_managed: set[str] = set()
 _subject: dict[str, str] | None = None
 
 
@@ -400,28 +402,42 @@ def _tenant_binding_ensure(*, namespace: str) -> None:
         time.sleep(0.1)
 
 
-def namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool:
-    """Make ``name`` a namespace K8X manages: create it (labelled managed-by=k8x)
-    if missing, and bind K8X's tenant role in it. True when this call created it.
-
-    An existing namespace without the managed-by label is refused: K8X never
-    grants itself rights in a namespace it does not manage (kube-system, ...)."""
-    if name in _namespaces_known:
-        return False
+def _namespace_get_or_create(*, name: str, labels: dict[str, str] | None) -> tuple[dict[str, Any], bool]:
     body = {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY, **(labels or {})}},
     }
-    created = False
     try:
-        existing = call("GET", f"/api/v1/namespaces/{_q(name)}")
+        return call("GET", f"/api/v1/namespaces/{_q(name)}"), False
     except KubeNotFound:
-        try:
-            existing = call("POST", "/api/v1/namespaces", body=body, query={"fieldManager": FIELD_MANAGER})
-            created = True
-        except KubeConflict:
-            existing = call("GET", f"/api/v1/namespaces/{_q(name)}")
+        pass
+    try:
+        return call("POST", "/api/v1/namespaces", body=body, query={"fieldManager": FIELD_MANAGER}), True
+    except KubeConflict:
+        return call("GET", f"/api/v1/namespaces/{_q(name)}"), False
+
+
+def namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool:
+    """Create the namespace (labelled managed-by=k8x) if it is missing; True when
+    this call created it. Grants K8X nothing there: see managed_namespace_ensure."""
+    if name in _namespaces_known:
+        return False
+    _obj, created = _namespace_get_or_create(name=name, labels=labels)
+    _namespaces_known.add(name)
+    return created
+
+
+def managed_namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool:
+    """Make ``name`` a project namespace K8X manages: create it (labelled
+    managed-by=k8x) if missing, and bind K8X's tenant role (Jobs, logs, Secrets,
+    quotas) in it. True when this call created it. Call it before working there.
+
+    An existing namespace without the managed-by label is refused: K8X never
+    grants itself rights in a namespace it does not manage (kube-system, ...)."""
+    if name in _namespaces_managed:
+        return False
+    existing, created = _namespace_get_or_create(name=name, labels=labels)
     if ((existing.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
         raise KubeInvalid(
             f"namespace {name} exists but is not managed by K8X (label {MANAGED_BY_LABEL}={MANAGED_BY} missing); "
@@ -429,12 +445,14 @@ def namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool
         )
     _tenant_binding_ensure(namespace=name)
     _namespaces_known.add(name)
+    _namespaces_managed.add(name)
     return created
 
 
 def namespace_forget(*, name: str) -> None:
-    """Drop a namespace from the created-already cache (after it was deleted)."""
+    """Drop a namespace from the created-already caches (after it was deleted)."""
     _namespaces_known.discard(name)
+    _namespaces_managed.discard(name)
 
 
 def namespace_delete(*, name: str) -> None:
@@ -474,16 +492,16 @@ def job_dry_run(*, namespace: str | None, job: dict[str, Any], deadline_seconds:
     raises KubeInvalid with the API server's message if not, KubeUnavailable if it
     could not be asked. A missing (or None) namespace is not the Job's fault: it is
     checked in ``dry_run_namespace()`` then (admission may differ, validation does not).
-    The namespace is made a managed one first (namespace_ensure), as a launch would."""
+    The namespace is made a managed one first (managed_namespace_ensure), as a launch would."""
     target = namespace
-    if target is not None and target not in _namespaces_known:
+    if target is not None and target not in _namespaces_managed:
         try:
             call("GET", f"/api/v1/namespaces/{_q(target)}", deadline_seconds=deadline_seconds)
         except KubeNotFound:
             target = None
     if target is None:
         target = dry_run_namespace()
-    namespace_ensure(name=target)
+    managed_namespace_ensure(name=target)
     body = dict(job)
     body["metadata"] = {**(job.get("metadata") or {}), "namespace": target}
     if not body["metadata"].get("name") and not body["metadata"].get("generateName"):

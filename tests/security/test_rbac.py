@@ -131,7 +131,7 @@ def project_namespace(k8x_kubeconfig: str, kube_api: Any) -> Iterator[str]:
     with override_settings(KUBECONFIG=k8x_kubeconfig):
         kube.api_client_reset()
         try:
-            assert kube.namespace_ensure(name=name, labels={"k8x.io/project": "rbac-test"})
+            assert kube.managed_namespace_ensure(name=name, labels={"k8x.io/project": "rbac-test"})
         finally:
             kube.api_client_reset()
     try:
@@ -242,7 +242,7 @@ def test_k8x_cannot_bind_another_role_even_in_its_own_namespace(as_k8x: None, pr
 def test_k8x_cannot_bind_its_tenant_role_in_kube_system(as_k8x: None) -> None:
     # The code refuses a namespace it does not manage ...
     with pytest.raises(kube.KubeInvalid, match="not managed by K8X"):
-        kube.namespace_ensure(name="kube-system")
+        kube.managed_namespace_ensure(name="kube-system")
     # ... and so does the cluster, to K8X's token (tenant-policy.yaml).
     body = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -260,7 +260,7 @@ def test_the_identity_is_the_service_account_and_works_in_its_namespace(
     as_k8x: None, project_namespace: str, kube_api: Any
 ) -> None:
     assert kube.identity_subject() == {"kind": "ServiceAccount", "name": "k8x", "namespace": "k8x-system"}
-    kube.namespace_ensure(name=project_namespace)
+    kube.managed_namespace_ensure(name=project_namespace)
     name = f"k8x-rbac-{secrets.token_hex(3)}"
     kube.secret_apply(namespace=project_namespace, name=name, string_data={"A": "1"})
     kube.secret_apply(namespace=project_namespace, name=name, string_data={"A": "2"})
@@ -288,3 +288,10 @@ def test_the_identity_is_the_service_account_and_works_in_its_namespace(
     )
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "k8x", "namespace": "k8x-system"}]
     assert Path(kube.kubeconfig_path() or "").name == "k8x.kubeconfig"
+    # The watcher's cluster-wide list + watch of K8X's Jobs and pods.
+    selector = "app.kubernetes.io/managed-by=k8x"
+    for kind, listing in (("jobs", kube.job_list), ("pods", kube.pod_list)):
+        _items, rv = listing(namespace=None, label_selector=selector)
+        path = kube.jobs_path(None) if kind == "jobs" else kube.pods_path(None)
+        for _event in kube.watch(path=path, label_selector=selector, resource_version=rv, timeout_seconds=1):
+            pass

@@ -36,7 +36,7 @@ def live(settings: Any, kube_cluster: Any) -> Any:
 
 def test_errors_are_typed_with_the_api_message(live: Any, kube_namespace: str) -> None:
     name = f"client-{uuid.uuid4().hex[:8]}"
-    kube.namespace_ensure(name=kube_namespace)  # as the launcher does: K8X works only in namespaces it manages
+    kube.managed_namespace_ensure(name=kube_namespace)  # as the launcher does: K8X works only in namespaces it manages
     with pytest.raises(kube.KubeNotFound):
         kube.job_get(namespace=kube_namespace, name=name)
     created = kube.job_create(namespace=kube_namespace, job=_job(name, activeDeadlineSeconds=5))
@@ -55,7 +55,7 @@ def test_errors_are_typed_with_the_api_message(live: Any, kube_namespace: str) -
 
 
 def test_namespace_and_secret_apply_are_idempotent(live: Any, kube_namespace: str, kube_api: Any) -> None:
-    assert not kube.namespace_ensure(name=kube_namespace)
+    assert not kube.managed_namespace_ensure(name=kube_namespace)
     kube.secret_apply(namespace=kube_namespace, name="s1", string_data={"A": "1", "B": "2"})
     kube.secret_apply(namespace=kube_namespace, name="s1", string_data={"A": "3"})
     secret = admin_secret_read(kube_api, kube_namespace, "s1")
