@@ -295,3 +295,27 @@ def test_the_identity_is_the_service_account_and_works_in_its_namespace(
         path = kube.jobs_path(None) if kind == "jobs" else kube.pods_path(None)
         for _event in kube.watch(path=path, label_selector=selector, resource_version=rv, timeout_seconds=1):
             pass
+
+
+def test_an_existing_tenant_binding_gets_k8x_added(as_k8x: None, kube_api: Any) -> None:
+    """A second installation's binding is kept and K8X's subject added (rolebindings patch)."""
+    from kubernetes import client  # lazily, like tests/cluster_fixtures.py
+
+    name = f"k8x-rbac-{secrets.token_hex(4)}"
+    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
+    namespace: Any = {"metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "k8x"}}}
+    core.create_namespace(namespace)
+    try:
+        other = {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "another-k8x"}
+        binding: Any = {
+            "metadata": {"name": "k8x-tenant"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "k8x-tenant"},
+            "subjects": [other],
+        }
+        rbac.create_namespaced_role_binding(name, binding)
+        assert not kube.managed_namespace_ensure(name=name)
+        binding = kube_api.sanitize_for_serialization(rbac.read_namespaced_role_binding("k8x-tenant", name))
+        assert binding["subjects"] == [other, kube.identity_subject()]
+        kube.secret_apply(namespace=name, name="works", string_data={"A": "1"})
+    finally:
+        admin_namespace_delete(kube_api, name)
