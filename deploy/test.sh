@@ -12,8 +12,11 @@ if [ -z "${KUBECONFIG:-}" ]; then
   step "local Kubernetes cluster"
   "$REPO/deploy/local/build.sh"
   # start.sh prints the kubeconfig path last (another checkout's cluster may be the running one).
-  KUBECONFIG="$("$REPO/deploy/local/start.sh" | tail -n 1)"
-  export KUBECONFIG
+  # That admin kubeconfig is for test fixtures only; K8X under test uses its own
+  # least-privilege identity (deploy/local/k8x-identity.sh prints its kubeconfig last).
+  K8X_TEST_ADMIN_KUBECONFIG="$("$REPO/deploy/local/start.sh" | tail -n 1)"
+  KUBECONFIG="$("$REPO/deploy/local/k8x-identity.sh" "$K8X_TEST_ADMIN_KUBECONFIG" | tail -n 1)"
+  export KUBECONFIG K8X_TEST_ADMIN_KUBECONFIG
 fi
 set +e
 
