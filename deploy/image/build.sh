@@ -126,7 +126,7 @@ build_k8x() {
 }
 
 # ----------------------------------------------------------------- Redis
-REDIS_DEBS=(redis-server redis-tools libjemalloc2 liblzf1)
+REDIS_DEBS=(redis-server redis-tools libjemalloc2 liblzf1 libatomic1)
 build_redis() {
   local versions tag ref p deb_dir t0=$SECONDS
   versions="$(for p in "${REDIS_DEBS[@]}"; do printf '%s=%s\n' "$p" "$(apt-cache policy "$p" | sed -n 's/^ *Candidate: //p')"; done)"
@@ -148,7 +148,7 @@ build_redis() {
     fi
     mkdir -p "$WORK/ctx/rootfs"
     for p in "$deb_dir"/*.deb; do dpkg-deb -x "$p" "$WORK/ctx/rootfs"; done
-    rm -rf "$WORK/ctx/rootfs/usr/share/doc" "$WORK/ctx/rootfs/usr/share/man" "$WORK/ctx/rootfs/etc/init.d" "$WORK/ctx/rootfs/lib/systemd"
+    rm -rf "$WORK/ctx/rootfs/usr/share/doc" "$WORK/ctx/rootfs/usr/share/man"
     log "podman build --network none $ref"
     "${PODMAN[@]}" build -q --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" \
       -f "$IMAGE_DIR/Containerfile.redis" -t "$ref" "$WORK/ctx" >/dev/null || die "podman build failed"
