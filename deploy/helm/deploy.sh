@@ -142,6 +142,9 @@ cmd_undeploy() {
   step "helm uninstall $RELEASE -n $NS"
   if "$helm" status "$RELEASE" -n "$NS" >/dev/null 2>&1; then
     "$helm" uninstall "$RELEASE" -n "$NS" --wait --timeout 5m | sed 's/^/    /'
+    # The Deployments are gone; wait for their pods too (graceful shutdown).
+    kubectl -n "$NS" wait --for=delete pod -l "app.kubernetes.io/instance=$RELEASE" --timeout=120s >/dev/null 2>&1 || true
+    note "pods of $RELEASE: $(kubectl -n "$NS" get pods -l "app.kubernetes.io/instance=$RELEASE" --no-headers 2>/dev/null | wc -l) left"
   else
     note "no release $RELEASE in $NS"
   fi
