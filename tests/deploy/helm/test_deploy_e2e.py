@@ -73,6 +73,7 @@ def poll(what: str, fn: Any, timeout: float = 120) -> Any:
 
 def test_make_deploy_runs_an_event_and_undeploys(kube_cluster: KubeCluster, helm: Runner) -> None:
     kubectl = kubectl_runner(kube_cluster.kubeconfig)
+    project = f"e2e-{uuid.uuid4().hex[:6]}"
     t0 = time.monotonic()
     out = deploy_sh("deploy", kube_cluster.kubeconfig)
     deploy_seconds = time.monotonic() - t0
@@ -85,7 +86,6 @@ def test_make_deploy_runs_an_event_and_undeploys(kube_cluster: KubeCluster, helm
         assert requests.get(f"{base}/readyz", timeout=10).json() == {"ready": True, "problems": {}}
 
         # A project with one service, applied and keyed from inside the web pod.
-        project = f"e2e-{uuid.uuid4().hex[:6]}"
         setup = (
             "set -e; d=$(mktemp -d); mkdir $d/echo; cat > $d/echo/deployment.yaml; "
             'printf \'{"name": "echo", "type": "k8x_job", "description": "e2e", '
@@ -132,6 +132,8 @@ def test_make_deploy_runs_an_event_and_undeploys(kube_cluster: KubeCluster, helm
         poll("the follow-up event in the correlation", follow_up, timeout=60)
     finally:
         deploy_sh("undeploy", kube_cluster.kubeconfig)
+        # The run's namespace (chart default projectNamespacePrefix k8x-ic).
+        kubectl("delete", "namespace", f"k8x-ic-{project}", "--ignore-not-found", "--wait=false")
     status = helm("status", "k8x", "-n", NS, "--kubeconfig", kube_cluster.kubeconfig)
     assert status.returncode != 0 and "not found" in status.stderr
     pods = kubectl("-n", NS, "get", "pods", "-l", "app.kubernetes.io/instance=k8x", "-o", "json")
