@@ -122,7 +122,9 @@ cmd_deploy() {
     --set "redis.image.repository=${redis_image%:*}" --set "redis.image.tag=${redis_image##*:}" \
     "${extra[@]}" ${K8X_HELM_ARGS:-} | sed 's/^/    /'
   local admin_msg node_ip port url
-  admin_msg="$(kubectl -n "$NS" exec "deploy/$RELEASE-web" -- python3 manage.py k8x_bootstrap)"
+  # The pod's copy of the first password is in its emptyDir: say "shown once" instead of that path.
+  admin_msg="$(kubectl -n "$NS" exec "deploy/$RELEASE-web" -- python3 manage.py k8x_bootstrap \
+    | sed -e 's/(first run; also saved in .*)/(first run; shown once)/' -e 's/ (its password was printed at first run.*)//')"
   node_ip="$(kubectl get nodes -o 'jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}')"
   port="$(kubectl -n "$NS" get service "$RELEASE-web" -o 'jsonpath={.spec.ports[0].nodePort}')"
   url="http://$node_ip:$port"
