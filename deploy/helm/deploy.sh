@@ -25,7 +25,6 @@ RELAY_LOG="$K8X_STATE_DIR/logs/k8x-pod-relay.log"
 
 use_cluster() {
   step "local Kubernetes cluster"
-  [ -x "$K8X_CACHE_DIR/k8s" ] || [ -d "$K8X_CACHE_DIR/k8s" ] || die "no local cluster build in $K8X_CACHE_DIR/k8s: run make up first"
   if [ -z "${KUBECONFIG:-}" ]; then
     # start.sh reuses the running cluster (even another checkout's) and prints its kubeconfig last.
     KUBECONFIG="$("$REPO/deploy/local/start.sh" | tail -n 1)"
