@@ -18,6 +18,10 @@ if [ -z "${KUBECONFIG:-}" ]; then
   KUBECONFIG="$("$REPO/deploy/local/k8x-identity.sh" "$K8X_TEST_ADMIN_KUBECONFIG" | tail -n 1)"
   export KUBECONFIG K8X_TEST_ADMIN_KUBECONFIG
 fi
+step "helm and K8X's images (tests/deploy/helm; cached by version and content hash: no-ops when warm)"
+"$REPO/deploy/helm/build-helm.sh" >/dev/null
+"$REPO/deploy/image/build.sh" k8x >/dev/null
+"$REPO/deploy/image/build.sh" redis >/dev/null
 set +e
 
 export PATH="$VENV/bin:$PATH"
