@@ -7,12 +7,12 @@ import shlex
 from typing import Any
 
 import jsonschema
-from croniter import croniter
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
 from k8x_core.catalog.services import ServiceInvalid, job_template_parse
+from k8x_core.events.scheduler import schedule_validate
 from k8x_core.hub.matching import trigger_clean
 from k8x_core.models import (
     DNS_LABEL_REGEX,
@@ -146,8 +146,9 @@ class ServiceForm(forms.ModelForm[Service]):
 
     def clean_schedule(self) -> str:
         schedule: str = self.cleaned_data["schedule"].strip()
-        if schedule and not croniter.is_valid(schedule):
-            raise forms.ValidationError(f"Not a valid cron expression: {schedule!r}.")
+        problem = schedule_validate(expression=schedule) if schedule else None
+        if problem:
+            raise forms.ValidationError(f"Schedule: {problem}.")
         return schedule
 
     def clean_job_template(self) -> str:

@@ -34,9 +34,7 @@ REGISTRY_HOSTS = [".".join(parts) for parts in _HOSTS]
 
 
 def test_no_tracked_file_names_a_registry_host() -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.split(b"\0")
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
     hits = []
     for name in filter(None, files):
         path = REPO / name.decode()

@@ -52,6 +52,11 @@ class Command(BaseCommand):
                 # The database is away: wait and try again, never crash.
                 logger.exception("scheduler pass failed; retrying")
                 backoff = min(backoff * 2, 30.0)
+            except Exception:
+                # Whatever a project wrote (schedules are isolated per service
+                # in the pass, this is the last line): log, back off, go on.
+                logger.exception("scheduler pass failed; retrying")
+                backoff = min(backoff * 2, 30.0)
             if options["once"]:
                 break
             # Like a request boundary: drop connections that broke or aged out.
