@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
 from k8x_core.catalog.services import ServiceInvalid, job_template_parse
+from k8x_core.events.reserved import source_reserved_problem
 from k8x_core.events.scheduler import schedule_validate
 from k8x_core.hub.matching import trigger_clean
 from k8x_core.models import (
@@ -361,6 +362,13 @@ class WebhookForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
     event_type = forms.CharField(max_length=255, help_text="Type of the events it produces, e.g. com.acme.push.")
     event_source = forms.CharField(max_length=512, required=False)
+
+    def clean_event_source(self) -> str:
+        source: str = self.cleaned_data["event_source"]
+        problem = source_reserved_problem(source=source)
+        if problem:
+            raise forms.ValidationError(problem)
+        return source
 
 
 class MemberForm(forms.Form):

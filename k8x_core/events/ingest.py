@@ -42,6 +42,7 @@ from k8x_core.events.ce import (
     ce_scope,
     ce_size,
 )
+from k8x_core.events.reserved import TRUSTED_SENDER_KINDS, source_reserved_problem
 from k8x_core.events.tokens import RunTokenClaims, run_token_verify
 from k8x_core.kafka import KafkaMessageRejected, KafkaUnavailable, kafka_produce_events
 from k8x_core.kafka.producer import kafka_produce_events_async
@@ -289,6 +290,9 @@ def events_prepare(*, events: Sequence[Mapping[str, Any]], sender: Sender) -> li
     prepared = []
     limit = settings.K8X_MAX_EVENT_BYTES
     for index, event in enumerate(events):
+        reserved = None if sender.kind in TRUSTED_SENDER_KINDS else source_reserved_problem(source=event.get("source"))
+        if reserved:
+            raise IngestRefused(400, f"event [{index}]: {reserved}" if len(events) > 1 else reserved, field="source")
         scoped = ce_scope(event, project_slug=sender.project_slug, correlation_id=sender.correlation_id)
         size = ce_size(scoped)
         if size > limit:

@@ -23,8 +23,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from django.core.exceptions import ValidationError
+
 from k8x_core.events.ce import CloudEventInvalid, ce_media_type, ce_new
 from k8x_core.events.ingest import IngestRefused, Sender
+from k8x_core.events.reserved import source_reserved_problem
 from k8x_core.models import Project, Webhook
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -37,6 +40,9 @@ def webhook_create(
     *, project: Project, slug: str, event_type: str, event_source: str = "", name: str = "", secret: str = ""
 ) -> tuple[Webhook, str]:
     """Create a webhook; returns it and its secret (generated when empty)."""
+    reserved = source_reserved_problem(source=event_source)
+    if reserved:
+        raise ValidationError({"event_source": reserved})
     secret = secret or secrets.token_urlsafe(32)
     webhook = Webhook(project=project, slug=slug, name=name, event_type=event_type, event_source=event_source)
     webhook.set_secret(secret)
