@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import json
 import re
 import uuid
@@ -65,6 +66,9 @@ CONTENT_TYPE_JSON = "application/json"
 EXTENSION_NAME_RE = re.compile(r"^[a-z0-9]{1,20}$")
 RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 JSON_MEDIA_RE = re.compile(r"^(application|text)/([a-z0-9!#$&^_.+-]+\+)?json$")
+# Text data (XML, plain text, CSV...) stays text: services get it as a string
+# (``K8X_PARAMS`` is then a JSON string), never as base64 or ``{}``.
+TEXT_MEDIA_RE = re.compile(r"^(text/[a-z0-9!#$&^_.+-]+|application/xml|application/[a-z0-9!#$&^_.+-]+\+xml)$")
 
 KAFKA_CE_PREFIX = "ce_"
 HTTP_CE_PREFIX = "ce-"
@@ -217,7 +221,12 @@ def ce_data_bytes(event: Mapping[str, Any]) -> bytes:
         return b""
     data = event["data"]
     if isinstance(data, str) and not ce_is_json_media(event.get("datacontenttype", CONTENT_TYPE_JSON)):
-        return data.encode()
+        # The same charset the receiving side decodes with (UTF-8 unless named).
+        try:
+            charset = _charset(str(event.get("datacontenttype", "")))
+        except CloudEventInvalid:
+            charset = "utf-8"
+        return data.encode(charset, errors="replace")
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -349,12 +358,33 @@ def _data_from_body(body: bytes, content_type: str | None) -> dict[str, Any]:
                 except UnicodeDecodeError:
                     return {"data_base64": base64.b64encode(body).decode()}
             raise CloudEventInvalid(f"data is not valid JSON ({content_type}): {exc}", field="data") from exc
-    if media.startswith("text/"):
-        try:
-            return {"data": body.decode()}
-        except UnicodeDecodeError as exc:
-            raise CloudEventInvalid(f"data is not valid UTF-8 text ({content_type})", field="data") from exc
+    if TEXT_MEDIA_RE.match(media):
+        return {"data": _text_decode(body, content_type or "")}
     return {"data_base64": base64.b64encode(body).decode()}
+
+
+def _charset(content_type: str) -> str:
+    """The charset a content type names (UTF-8 by default); refuses unknown ones."""
+    charset = "utf-8"
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"')
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise CloudEventInvalid(f"unknown charset {charset!r} in content type {content_type!r}", field="data") from None
+    return charset
+
+
+def _text_decode(body: bytes, content_type: str) -> str:
+    charset = _charset(content_type)
+    try:
+        return body.decode(charset)
+    except UnicodeDecodeError as exc:
+        raise CloudEventInvalid(
+            f"data is not valid {charset} text ({content_type}): byte {exc.start}", field="data"
+        ) from exc
 
 
 def _structured_from_json(body: bytes) -> dict[str, Any]:
