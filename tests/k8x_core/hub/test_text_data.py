@@ -105,7 +105,12 @@ def test_xml_and_text_events_reach_k8x_params_as_text(
 
 def test_text_that_is_not_in_its_charset_is_a_400_naming_data(project: Project, topic: str) -> None:
     key = apikey_create(project=project, name="k")[1]
-    common = {"HTTP_X_API_KEY": key, "HTTP_CE_SPECVERSION": "1.0", "HTTP_CE_SOURCE": "/erp", "HTTP_CE_TYPE": TYPE}
+    common: dict[str, Any] = {
+        "HTTP_X_API_KEY": key,
+        "HTTP_CE_SPECVERSION": "1.0",
+        "HTTP_CE_SOURCE": "/erp",
+        "HTTP_CE_TYPE": TYPE,
+    }
     bad = Client().post(
         "/api/events", data=b"<a>\xff\xfe</a>", content_type="application/xml", HTTP_CE_ID="x1", **common
     )
