@@ -206,19 +206,21 @@ async def webhook(request: HttpRequest, slug: str) -> HttpResponse:
 # --- status ----------------------------------------------------------------------
 
 
-def _viewer_projects(request: HttpRequest) -> list[int] | None:
-    """Project ids the caller may read (None: all). Raises IngestRefused(401)."""
+def _viewer_projects(request: HttpRequest) -> tuple[list[int] | None, Sender | None]:
+    """Project ids the caller may read (None: all), and the sender of a header
+    credential (a run token reads only its own run and correlation).
+    Raises IngestRefused(401)."""
     sender = sender_authenticate(
         api_key=request.headers.get("X-API-Key"), authorization=request.headers.get("Authorization")
     )
     if sender is not None:
-        return list(Project.objects.filter(slug=sender.project_slug).values_list("pk", flat=True))
+        return list(Project.objects.filter(slug=sender.project_slug).values_list("pk", flat=True)), sender
     user = request.user
     if not user.is_authenticated:
         raise IngestRefused(401, "authentication required: send X-API-Key or log in", field="X-API-Key")
     if getattr(user, "is_superuser", False):
-        return None
-    return list(projects_visible(user=user).values_list("pk", flat=True))
+        return None, None
+    return list(projects_visible(user=user).values_list("pk", flat=True)), None
 
 
 def _link(name: str, *args: Any) -> str | None:
@@ -287,9 +289,11 @@ def _flow_status(runs: list[Run]) -> str:
 def run_status(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """GET /api/runs/<id>."""
     try:
-        allowed = _viewer_projects(request)
+        allowed, sender = _viewer_projects(request)
     except IngestRefused as exc:
         return _refused(exc)
+    if sender is not None and sender.kind == "run" and sender.run_id != run_id:
+        return error_response(404, f"no run {run_id} visible to you", field="id")
     runs = Run.objects.select_related("service__project", "event").filter(pk=run_id)
     if allowed is not None:
         runs = runs.filter(service__project_id__in=allowed)
@@ -303,9 +307,11 @@ def run_status(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 def correlation_status(request: HttpRequest, correlation_id: str) -> HttpResponse:
     """GET /api/correlations/<cid>: every run and event of one flow."""
     try:
-        allowed = _viewer_projects(request)
+        allowed, sender = _viewer_projects(request)
     except IngestRefused as exc:
         return _refused(exc)
+    if sender is not None and sender.kind == "run" and sender.correlation_id != correlation_id:
+        return error_response(404, f"no correlation {correlation_id} visible to you", field="correlation_id")
     runs_qs = Run.objects.select_related("service__project", "event").filter(correlation_id=correlation_id)
     events_qs = Event.objects.select_related("project").filter(correlation_id=correlation_id)
     if allowed is not None:

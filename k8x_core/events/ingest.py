@@ -47,7 +47,7 @@ from k8x_core.events.tokens import RunTokenClaims, run_token_verify
 from k8x_core.kafka import KafkaMessageRejected, KafkaUnavailable, kafka_produce_events
 from k8x_core.kafka.producer import kafka_produce_events_async
 from k8x_core.metrics import BRIDGE_EVENTS, redis_client
-from k8x_core.models import Membership, Project
+from k8x_core.models import TERMINAL_STATUSES, Membership, Project, Run
 from k8x_core.projects import project_role
 
 logger = logging.getLogger(__name__)
@@ -127,8 +127,14 @@ def sender_from_run_token(*, token: str) -> Sender:
     claims: RunTokenClaims | None = run_token_verify(token=token)
     if claims is None:
         raise IngestRefused(401, "run token invalid or expired", field="Authorization")
-    if not Project.objects.filter(slug=claims.project_slug).exists():
-        raise IngestRefused(401, "run token's project no longer exists", field="Authorization")
+    # One primary-key query per request (the run and its project's slug), no
+    # cache: a token stops working the moment its run ends, and a hostile
+    # container cannot keep sending for its project after its run.
+    found = Run.objects.filter(pk=claims.run_id).values_list("status", "service__project__slug").first()
+    if found is None or found[1] != claims.project_slug:
+        raise IngestRefused(401, "run token's run no longer exists", field="Authorization")
+    if found[0] in TERMINAL_STATUSES:
+        raise IngestRefused(401, f"run token's run has ended ({found[0]})", field="Authorization")
     return Sender(
         kind="run",
         project_slug=claims.project_slug,
