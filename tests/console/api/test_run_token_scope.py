@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.django_db]
 
 def make_run(project: Project, correlation: str, status: str = RunStatus.RUNNING) -> Run:
     service, _ = Service.objects.get_or_create(project=project, name="runner", defaults={"image": "busybox"})
-    return Run.objects.create(service=service, trigger_kind=TriggerKind.MANUAL, correlation_id=correlation, status=status)
+    return Run.objects.create(
+        service=service, trigger_kind=TriggerKind.MANUAL, correlation_id=correlation, status=status
+    )
 
 
 def bearer(run: Run) -> dict[str, Any]:
