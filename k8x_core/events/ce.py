@@ -101,6 +101,38 @@ class CloudEventTooLarge(CloudEventInvalid):
 # --- attributes ---------------------------------------------------------------
 
 
+def ce_json_parse(body: bytes | str, *, what: str = "body", field: str = "body") -> Any:
+    """JSON from a client: every way it can be wrong is a CloudEventInvalid
+    (400) naming ``what`` and the problem, never a server error. Nesting is
+    bounded (K8X_MAX_JSON_DEPTH), so code that walks the value recursively
+    later (serialising, matching) cannot run out of stack."""
+    try:
+        value = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise CloudEventInvalid(f"{what} is not valid UTF-8 (byte {exc.start}: {exc.reason})", field=field) from None
+    except RecursionError:
+        raise CloudEventInvalid(f"{what} is JSON nested too deeply", field=field) from None
+    except ValueError as exc:
+        raise CloudEventInvalid(f"{what} is not valid JSON: {exc}", field=field) from None
+    limit = int(settings.K8X_MAX_JSON_DEPTH)
+    if _json_deeper_than(value, limit):
+        raise CloudEventInvalid(f"{what} is JSON nested deeper than {limit} levels", field=field)
+    return value
+
+
+def _json_deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` (iterative: no recursion
+    for a hostile document; later code that recurses stays within the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def ce_media_type(content_type: str | None) -> str:
     """``"Application/JSON; charset=utf-8"`` -> ``"application/json"``."""
     return (content_type or "").split(";", 1)[0].strip().lower()
@@ -349,15 +381,15 @@ def _data_from_body(body: bytes, content_type: str | None) -> dict[str, Any]:
     media = ce_media_type(content_type)
     if content_type is None or ce_is_json_media(media):
         try:
-            return {"data": json.loads(body)}
-        except (ValueError, UnicodeDecodeError) as exc:
+            return {"data": ce_json_parse(body, what=f"data ({content_type or 'no content type'})", field="data")}
+        except CloudEventInvalid:
             if content_type is None:
                 # No content type: opaque data. Keep text as text.
                 try:
                     return {"data": body.decode()}
                 except UnicodeDecodeError:
                     return {"data_base64": base64.b64encode(body).decode()}
-            raise CloudEventInvalid(f"data is not valid JSON ({content_type}): {exc}", field="data") from exc
+            raise
     if TEXT_MEDIA_RE.match(media):
         return {"data": _text_decode(body, content_type or "")}
     return {"data_base64": base64.b64encode(body).decode()}
@@ -388,11 +420,7 @@ def _text_decode(body: bytes, content_type: str) -> str:
 
 
 def _structured_from_json(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CloudEventInvalid(f"body is not valid JSON: {exc}", field="body") from exc
-    return ce_normalize(parsed)
+    return ce_normalize(ce_json_parse(body))
 
 
 def ce_from_kafka(
@@ -463,10 +491,7 @@ def ce_from_http(
     media = ce_media_type(content_type)
     ce_headers = {k[len(HTTP_CE_PREFIX) :]: v for k, v in lower.items() if k.startswith(HTTP_CE_PREFIX)}
     if media == CONTENT_TYPE_BATCH:
-        try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CloudEventInvalid(f"body is not valid JSON: {exc}", field="body") from exc
+        parsed = ce_json_parse(body)
         if not isinstance(parsed, list):
             raise CloudEventInvalid("a batch must be a JSON array of events", field="body")
         if not parsed:
