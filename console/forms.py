@@ -149,7 +149,7 @@ class ServiceForm(forms.ModelForm[Service]):
         schedule: str = self.cleaned_data["schedule"].strip()
         problem = schedule_validate(expression=schedule) if schedule else None
         if problem:
-            raise forms.ValidationError(f"Schedule: {problem}.")
+            raise forms.ValidationError(f"Not a valid cron expression: {problem}.")
         return schedule
 
     def clean_job_template(self) -> str:

@@ -64,7 +64,7 @@ def schedule_validate(*, expression: str, now: datetime | None = None) -> str | 
     if len(text) > SCHEDULE_MAX_CHARS:
         return f"cron expression longer than {SCHEDULE_MAX_CHARS} characters"
     if not (text.lower() in SCHEDULE_MACROS or len(text.split()) == 5) or not croniter.is_valid(text):
-        return f"invalid cron expression {text!r} (five fields: minute hour day month weekday)"
+        return f"{text!r} is not a valid cron expression (five fields: minute hour day month weekday)"
     start = now or timezone.now()
     try:
         croniter(text, start, max_years_between_matches=SCHEDULE_MAX_YEARS).get_next(datetime)

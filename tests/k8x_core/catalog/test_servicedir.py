@@ -90,7 +90,7 @@ def test_every_problem_is_reported_with_file_and_field(tmp_path: Path) -> None:
     messages = {(e.file, e.field): e.message for e in loaded.errors}
     assert messages[("badfields/manifest.json", "timeout")] == "must be an integer, not a string"
     assert messages[("badfields/manifest.json", "colour")].startswith("unknown field")
-    assert "invalid cron expression" in messages[("badfields/manifest.json", "schedule")]
+    assert "not a valid cron expression" in messages[("badfields/manifest.json", "schedule")]
 
 
 def test_missing_deployment_and_duplicate_names(tmp_path: Path) -> None:

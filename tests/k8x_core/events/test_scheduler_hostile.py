@@ -43,7 +43,7 @@ def make_service(schedule: str, *, name: str, created: datetime = T0) -> Service
         (NEVER, "never fires"),
         ("0 0 30 2 *", "never fires"),
         ("* * 31 4,6,9,11 *", "never fires"),
-        ("every minute please", "invalid cron expression"),
+        ("every minute please", "is not a valid cron expression"),
         ("* * * * * *", "five fields"),  # a seconds field: not the five-field form
         ("1 " * 200, "longer than"),
         ("   ", "empty"),
