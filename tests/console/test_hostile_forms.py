@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from k8x_core.models import Service
+from k8x_core.models import Service, Webhook
 from tests.console.conftest import World, client_for
 from tests.k8x_core.test_yamlsafe import BOMB
 
@@ -58,3 +58,14 @@ def test_alias_bomb_in_job_template_is_refused_fast(world: World) -> None:
     assert elapsed < 1.0, elapsed
     assert peak < 20 * 1024 * 1024, peak
     assert not Service.objects.filter(name="bomb").exists()
+
+
+def test_webhook_with_a_reserved_source_is_refused_at_the_field(world: World) -> None:
+    response = client_for(world.owner).post(
+        reverse("console:project_webhooks", args=["acme"]),
+        {"slug": "sneaky", "event_type": "com.acme.x", "event_source": "k8x/scheduler"},
+    )
+    assert response.status_code == 200
+    errors = field_errors(response.content.decode(), "event_source")
+    assert "reserved" in errors
+    assert not Webhook.objects.filter(slug="sneaky").exists()

@@ -235,3 +235,11 @@ def test_deep_json_and_invalid_utf8_are_400s_naming_the_problem(web: Web, path: 
         assert status == 400, (url, problem, answer)
         assert problem in answer["error"], (url, answer)
         assert answer["field"] in ("body", "data")
+
+
+def test_reserved_source_is_refused_on_the_fast_path_too(web: Web) -> None:
+    key = web.warm_key()
+    event = structured(source="k8x/scheduler", id="victim/nightly@2030-01-01T00:00:00Z")
+    status, body = web.post("/api/events", json.dumps(event).encode(), {"Content-Type": CE}, key)
+    assert status == 400
+    assert body["field"] == "source" and "reserved" in body["error"]
