@@ -44,7 +44,7 @@ def test_no_tracked_file_names_a_registry_host() -> None:
         for host in REGISTRY_HOSTS:
             at = text.find(host)
             while at != -1:
-                # A longer host ending in this one (e.g. registry-1.docker.io) counts too;
+                # A longer host ending in one of these (a registry-1 subdomain) counts too;
                 # a word merely containing it (mydocker.iot) does not.
                 end = at + len(host)
                 if end == len(text) or not (text[end].isalnum() or text[end] == "-"):
