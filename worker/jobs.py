@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from rq import get_current_job
 
+from k8x_core.metrics import LAUNCHES
 from k8x_core.runs.launch import run_launch
 from k8x_core.runs.queue import launch_jobs_forget
 
@@ -25,6 +26,7 @@ def launch_run(run_id: str) -> str:
         (datetime.now(UTC) - job.enqueued_at.replace(tzinfo=UTC)).total_seconds() if job and job.enqueued_at else 0.0
     )
     result = run_launch(run_id=run_id).value
+    LAUNCHES.labels(result=result).inc()
     log.info(
         "run %s: %s in %.1f ms (%.1f ms in the queue)", run_id, result, (time.perf_counter() - t0) * 1000, waited * 1000
     )

@@ -12,13 +12,14 @@ import uuid
 from typing import Any
 
 import jsonschema
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import transaction
 from django.utils import timezone
 
 from k8x_core import kube
 from k8x_core.events import ce, ingest
-from k8x_core.hub import matching
+from k8x_core.hub import cel, matching
 from k8x_core.models import Event, Run, RunStatus, Service, Trigger, TriggerKind
 from k8x_core.runs import jobspec
 from k8x_core.runs.queue import run_enqueue
@@ -152,14 +153,21 @@ def run_manual_create(*, service: Service, params: dict[str, Any], user: User | 
 def trigger_matches_sample(*, trigger: Trigger, event: dict[str, Any]) -> bool:
     """Whether one trigger (saved or not) matches a sample event, the way the hub matches.
 
-    Raises ValueError for a CEL expression that does not compile."""
+    Raises ValueError for a CEL expression that does not compile, is over the
+    limits, or whose evaluation runs over its budget."""
     if not matching.glob_match(pattern=trigger.event_type, value=str(event.get("type", ""))):
         return False
     if trigger.source_glob and not matching.glob_match(pattern=trigger.source_glob, value=str(event.get("source", ""))):
         return False
     if trigger.cel_expression.strip():
-        program = matching.cel_compile(trigger.cel_expression)
-        return matching.cel_true(program=program, activation_event=matching.cel_event(event))
+        cel.cel_validate(trigger.cel_expression)
+        program = cel.cel_compile(trigger.cel_expression)
+        try:
+            return cel.cel_true(program=program, activation_event=cel.cel_event(event))
+        except cel.CelOverBudget:
+            raise ValueError(
+                f"CEL evaluation over its budget of {settings.K8X_CEL_BUDGET_MS:g} ms: the hub counts it as no match"
+            ) from None
     return True
 
 

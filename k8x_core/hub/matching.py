@@ -20,7 +20,7 @@ polls about once a second to know when to reload the index.
 from __future__ import annotations
 
 import logging
-import re
+import time
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -29,6 +29,7 @@ import celpy
 from django.core.exceptions import ValidationError
 from django.db import connection
 
+from k8x_core.hub.cel import CelOverBudget, cel_compile, cel_event, cel_true, cel_validate
 from k8x_core.models import Project, Service, Trigger
 
 logger = logging.getLogger(__name__)
@@ -37,15 +38,6 @@ GLOB_CHARS = frozenset("*?[")
 # Event types are few; remembering which glob triggers fit each one keeps
 # matching at a dict lookup. Cleared when full rather than evicted one by one.
 _TYPE_CACHE_MAX = 10_000
-
-# The transpiling runner (CEL -> Python code object) evaluates ~4x faster than
-# the tree-walking interpreter; the interpreter is the fallback for anything
-# the transpiler cannot handle.
-_cel_env = celpy.Environment(runner_class=celpy.CompiledRunner)
-_cel_env_interpreted = celpy.Environment()
-# celpy logs every evaluation error (e.g. a field an event does not have) at
-# ERROR; for a trigger that is an ordinary "no match".
-logging.getLogger("celpy").setLevel(logging.CRITICAL)
 
 
 def is_glob(pattern: str) -> bool:
@@ -58,40 +50,9 @@ def glob_match(*, pattern: str, value: str) -> bool:
     return fnmatchcase(value, pattern)
 
 
-_TOKEN_RE = re.compile(r"Token\('([^']*)', '((?:[^'\\]|\\.)*)'\)")
-
-
-def _cel_parse_message(exc: Exception) -> str:
-    """The parser's own words: lark's first line (what and where), then
-    celpy's excerpt of the expression with a caret under the spot."""
-    detail = str(exc.__context__ or "").strip().splitlines()
-    what = detail[0] if detail else ""
-    what = _TOKEN_RE.sub(lambda m: "end of expression" if m[1] == "$END" else repr(m[2]), what)
-    what = what.replace("token end of expression", "end of expression")
-    excerpt = str(exc).rstrip("\n")
-    return f"{what}\n{excerpt}" if what else excerpt
-
-
-def cel_compile(expression: str) -> celpy.Runner:
-    """Compile a CEL expression; ValueError carries the parser's message."""
-    try:
-        ast = _cel_env.compile(expression)
-    except Exception as exc:  # celpy raises CELParseError and, for some inputs, lark errors
-        raise ValueError(f"invalid CEL expression: {_cel_parse_message(exc)}") from exc
-    try:
-        return _cel_env.program(ast)
-    except Exception:
-        logger.info("CEL expression not transpiled, interpreting it: %r", expression)
-    try:
-        return _cel_env_interpreted.program(_cel_env_interpreted.compile(expression))
-    except Exception as exc:
-        raise ValueError(f"invalid CEL expression: {_cel_parse_message(exc)}") from exc
-
-
 def trigger_validate_cel(expression: str) -> None:
-    """Refuse an expression that does not compile (raises ValueError)."""
-    if expression.strip():
-        cel_compile(expression)
+    """Refuse an expression that does not compile or is over the limits (raises ValueError)."""
+    cel_validate(expression)
 
 
 def trigger_clean(*, trigger: Trigger) -> None:
@@ -108,51 +69,6 @@ def trigger_clean(*, trigger: Trigger) -> None:
             errors.setdefault("cel_expression", []).append(str(exc))
     if errors:
         raise ValidationError(errors)
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_str_new = str.__new__
-_int_new = int.__new__
-_StringType = celpy.celtypes.StringType
-_IntType = celpy.celtypes.IntType
-_MapType = celpy.celtypes.MapType
-_ListType = celpy.celtypes.ListType
-
-
-def _json_to_cel(value: Any) -> Any:
-    """``celpy.json_to_cel`` for what ``json.loads`` returns, ~4x faster: it
-    dispatches on the exact type and builds the CEL values directly (celpy's
-    ``IntType(int)`` wraps a new overflow-checking function on every call).
-    The values are the same; anything unusual goes to celpy's own."""
-    t = type(value)
-    if t is str:
-        return _str_new(_StringType, value)
-    if t is dict:
-        out = _MapType()
-        for k, v in value.items():
-            # MapType does not override __setitem__; the key is a JSON string.
-            out[_str_new(_StringType, k) if type(k) is str else celpy.json_to_cel(k)] = _json_to_cel(v)
-        return out
-    if t is int:
-        if _INT64_MIN <= value <= _INT64_MAX:
-            return _int_new(_IntType, value)
-        raise ValueError("overflow")
-    if t is list:
-        return _ListType([_json_to_cel(v) for v in value])
-    return celpy.json_to_cel(value)
-
-
-def cel_event(event: dict[str, Any]) -> Any:
-    return _json_to_cel(event)
-
-
-def cel_true(*, program: celpy.Runner, activation_event: Any) -> bool:
-    try:
-        result = program.evaluate({"event": activation_event})
-    except Exception:  # evaluation errors are "no match"
-        return False
-    # celpy returns errors as values in some paths instead of raising them.
-    return isinstance(result, celpy.celtypes.BoolType) and bool(result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +123,27 @@ class TriggerIndex:
                     except (RecursionError, ValueError, TypeError):
                         # An event CEL cannot represent matches no CEL filter.
                         activation = False
-                if activation is False or not cel_true(program=trig.cel, activation_event=activation):
+                if activation is False or not _cel_matches(trig, activation):
                     continue
             matched.append(trig.service_id)
         return matched
+
+
+# Trigger id -> when its last "over budget" was logged: a trigger over budget on
+# every event is logged once a minute, and counted every time.
+_over_budget_logged: dict[int, float] = {}
+
+
+def _cel_matches(trig: CompiledTrigger, activation: Any) -> bool:
+    assert trig.cel is not None
+    try:
+        return cel_true(program=trig.cel, activation_event=activation)
+    except CelOverBudget:
+        now = time.monotonic()
+        if now - _over_budget_logged.get(trig.id, -60.0) >= 60.0:
+            _over_budget_logged[trig.id] = now
+            logger.warning("trigger %s: CEL evaluation over its budget; counted as no match", trig.id)
+        return False
 
 
 def trigger_index_stamp() -> tuple[Any, ...]:
@@ -246,6 +179,8 @@ def trigger_index_load() -> TriggerIndex:
         program = None
         if cel_expression.strip():
             try:
+                # The save-time limits too: an expression written past them (e.g. by raw SQL) is ignored.
+                cel_validate(cel_expression)
                 program = cel_compile(cel_expression)
             except ValueError as exc:
                 # Saved past validation (e.g. a raw SQL write): it can never match.

@@ -586,3 +586,68 @@ def owner_reference(obj: dict[str, Any]) -> dict[str, Any]:
         "uid": meta.get("uid"),
         "blockOwnerDeletion": False,
     }
+
+
+# --- leases (leader election) ----------------------------------------------------------
+
+
+def _leases(namespace: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{_q(namespace)}/leases"
+
+
+def lease_get(*, namespace: str, name: str, deadline_seconds: float, timeout: tuple[float, float]) -> dict[str, Any]:
+    """The Lease; KubeNotFound if it does not exist. Bounded by ``deadline_seconds``:
+    an elector must know within its renew deadline whether it still leads."""
+    result: dict[str, Any] = call(
+        "GET", f"{_leases(namespace)}/{_q(name)}", deadline_seconds=deadline_seconds, timeout=timeout
+    )
+    return result
+
+
+def lease_create(
+    *, namespace: str, name: str, spec: dict[str, Any], deadline_seconds: float, timeout: tuple[float, float]
+) -> dict[str, Any]:
+    """Create the Lease; KubeConflict if another elector created it first."""
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": spec,
+    }
+    result: dict[str, Any] = call(
+        "POST",
+        _leases(namespace),
+        body=body,
+        query={"fieldManager": FIELD_MANAGER},
+        deadline_seconds=deadline_seconds,
+        timeout=timeout,
+    )
+    return result
+
+
+def lease_replace(
+    *,
+    namespace: str,
+    name: str,
+    spec: dict[str, Any],
+    resource_version: str,
+    deadline_seconds: float,
+    timeout: tuple[float, float],
+) -> dict[str, Any]:
+    """Replace the Lease's spec if it is still at ``resource_version`` (optimistic
+    concurrency); KubeConflict when it changed since it was read: someone else wrote it."""
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "resourceVersion": resource_version, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": spec,
+    }
+    result: dict[str, Any] = call(
+        "PUT",
+        f"{_leases(namespace)}/{_q(name)}",
+        body=body,
+        query={"fieldManager": FIELD_MANAGER},
+        deadline_seconds=deadline_seconds,
+        timeout=timeout,
+    )
+    return result

@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from k8x_core import kube
 from k8x_core.events.tokens import run_token_issue
+from k8x_core.metrics import LAUNCH_LATENCY
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import jobspec
 from k8x_core.runs.configs import SecretUndecryptable, configs_resolve, secrets_resolve
@@ -200,6 +201,7 @@ def _create_job(run: Run, build: jobspec.JobBuild, namespace: str) -> tuple[Laun
     try:
         job = kube.job_create(namespace=namespace, job=build.job)
         result = LaunchResult.STARTED
+        LAUNCH_LATENCY.observe((timezone.now() - run.created_at).total_seconds())
     except kube.KubeConflict:
         job = kube.job_get(namespace=namespace, name=name)
         owner = ((job.get("metadata") or {}).get("labels") or {}).get(jobspec.LABEL_RUN_ID)

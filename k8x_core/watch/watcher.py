@@ -49,6 +49,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from k8x_core import kube
+from k8x_core.metrics import WATCH_LOG_BYTES
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, run_job_name
 from k8x_core.runs import jobspec
 from k8x_core.runs.launch import service_queue_advance
@@ -527,6 +528,9 @@ class Watcher:
 
     def log_append(self, run_id: str, lines: list[str]) -> None:
         """Append followed lines to Run.log while the run is not over, within the cap."""
+        if self.stopping.is_set():
+            # A stopped watcher (shutdown, or it lost the lead) writes nothing more.
+            return
         text = "".join(line + "\n" for line in lines)
         cap = log_cap()
         with self._log_lock:
@@ -535,6 +539,7 @@ class Watcher:
                 return
             text, truncated = log_capped(text, cap - used)
             self._log_bytes[run_id] = cap if truncated else used + len(text.encode())
+        WATCH_LOG_BYTES.inc(len(text.encode()))
         update: dict[str, Any] = {"log": Concat(F("log"), Value(text))}
         if truncated:
             update["log_truncated"] = True

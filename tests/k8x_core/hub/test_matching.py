@@ -8,8 +8,8 @@ import celpy
 import pytest
 from django.core.exceptions import ValidationError
 
+from k8x_core.hub.cel import cel_event
 from k8x_core.hub.matching import (
-    cel_event,
     glob_match,
     trigger_clean,
     trigger_index_load,
