@@ -563,13 +563,17 @@ class Watcher:
                     )
                     self._followers[key] = follower
                     self._followers_by_run.setdefault(str(run.pk), set()).add(key)
-                with self._log_lock:
-                    known = str(run.pk) in self._log_bytes
-                if not known:
-                    size = run_log_size(run.pk)
-                    with self._log_lock:
-                        self._log_bytes.setdefault(str(run.pk), size)
+                self.log_track(str(run.pk))
                 follower.start()
+
+    def log_track(self, run_id: str) -> None:
+        """Start counting a run's stored bytes (from what is stored now), for the cap."""
+        with self._log_lock:
+            if run_id in self._log_bytes:
+                return
+        size = run_log_size(run_id)
+        with self._log_lock:
+            self._log_bytes.setdefault(run_id, size)
 
     def log_room(self, run_id: str) -> int:
         """Bytes the run's stored log still has room for (0 when not followed)."""
@@ -584,10 +588,14 @@ class Watcher:
         cap = log_cap()
         with self._log_lock:
             used = self._log_bytes.get(run_id)
-            if used is None or used >= cap:
+            if used is None:
                 return False
-            text, truncated = log_capped(text, cap - used)
-            self._log_bytes[run_id] = cap if truncated else used + len(text.encode())
+            if used >= cap:
+                # Lines beyond a cap already met (exactly): the log is cut all the same.
+                text, truncated = "", True
+            else:
+                text, truncated = log_capped(text, cap - used)
+                self._log_bytes[run_id] = cap if truncated else used + len(text.encode())
         return run_log_append(run_id=run_id, text=text, truncated=truncated) and not truncated
 
 
