@@ -414,13 +414,15 @@ def pod_log_chunks(
     limit_bytes: int | None = None,
     since_time: str | None = None,
     read_timeout: float | None = None,
+    follow: bool = True,
 ) -> Iterator[bytes]:
     """Follow a pod's log as raw bytes, as they arrive (lines start with RFC 3339
     timestamps), until the container ends, ``limit_bytes`` have been sent (the API
     server stops there, possibly inside a line) or the connection drops. The caller
-    splits lines (it decides how long one may be) and reconnects with ``since_time``."""
+    splits lines (it decides how long one may be) and reconnects with ``since_time``.
+    ``follow=False``: the log as it is now, streamed (never held whole)."""
     query: dict[str, Any] = {
-        "follow": "true",
+        "follow": _bool(follow),
         "timestamps": "true",
         "container": container,
         "sinceTime": since_time,

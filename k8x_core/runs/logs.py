@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +24,7 @@ from django.db.models import Sum
 from k8x_core import kube
 from k8x_core.models import TERMINAL_STATUSES, Run, RunLog
 from k8x_core.runs import jobspec
-from k8x_core.runs.loglines import log_lines_split
+from k8x_core.runs.loglines import LogLineSplitter
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +89,26 @@ def run_log_append(*, run_id: uuid.UUID | str, text: str, truncated: bool = Fals
     return True
 
 
-def run_log_store(*, run_id: uuid.UUID | str, text: str) -> None:
-    """Replace a run's stored log by ``text`` (the final log). Call it in the
-    transaction that sets the run's terminal status and ``log_truncated``."""
+def run_log_store(*, run_id: uuid.UUID | str, lines: Sequence[str]) -> None:
+    """Replace a run's stored log by ``lines`` (the final log; each stored with its
+    newline). Call it in the transaction that sets the run's terminal status and
+    ``log_truncated``. The text is built chunk by chunk, never whole."""
     RunLog.objects.filter(run_id=run_id).delete()
-    RunLog.objects.bulk_create(
-        [
-            RunLog(run_id=run_id, text=part, bytes=len(part.encode()))
-            for part in (text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS))
-        ]
-    )
+    group: list[str] = []
+    chars = 0
+    for line in lines:
+        group.append(line)
+        chars += len(line) + 1
+        if chars >= CHUNK_CHARS:
+            _chunk_insert(run_id, group)
+            group, chars = [], 0
+    _chunk_insert(run_id, group)
+
+
+def _chunk_insert(run_id: uuid.UUID | str, lines: list[str]) -> None:
+    if lines:
+        text = "".join(line + "\n" for line in lines)
+        RunLog.objects.create(run_id=run_id, text=text, bytes=len(text.encode()))
 
 
 # --- reading the pods' logs -------------------------------------------------------------
@@ -119,64 +130,99 @@ def container_names(pod: dict[str, Any]) -> list[str]:
     return [str(c.get("name")) for c in list(spec.get("initContainers") or []) + list(spec.get("containers") or [])]
 
 
-def run_log_collect(*, namespace: str, pods: list[dict[str, Any]]) -> tuple[str, bool, bool]:
+def _line_bytes(line: str) -> int:
+    # With its newline; no copy for the usual ASCII line.
+    return (len(line) if line.isascii() else len(line.encode())) + 1
+
+
+@dataclass
+class CollectedLog:
+    """A run's log read from its pods: lines (no newlines) within the cap, their
+    stored size, whether some pod's log could not be read (e.g. the pod is gone)
+    and whether the cap cut it."""
+
+    lines: list[str] = field(default_factory=list)
+    size: int = 0
+    missing: bool = False
+    truncated: bool = False
+
+    def add(self, line: str) -> bool:
+        """Keep a line if the cap has room for it; False (and truncated) if not."""
+        n = _line_bytes(line)
+        if self.truncated or self.size + n > log_cap():
+            self.truncated = True
+            return False
+        self.lines.append(line)
+        self.size += n
+        return True
+
+
+def run_log_collect(*, namespace: str, pods: list[dict[str, Any]]) -> CollectedLog:
     """The log of every attempt (pod) and container, timestamped, in order, lines cut
-    at K8X_LOG_LINE_MAX_BYTES. Each read asks the API for no more than the cap has
-    room for (``limitBytes``). Flags: some pod's log could not be read (e.g. the pod
-    is gone); some read stopped at the cap."""
+    at K8X_LOG_LINE_MAX_BYTES, capped at K8X_LOG_CAP_BYTES. Each read is streamed
+    into the splitter and asks the API for no more than the cap has room for
+    (``limitBytes``): the raw log is never held whole."""
     pods = sorted(pods, key=pod_sort_key)
-    parts: list[str] = []
-    missing = truncated = False
-    room = log_cap()
+    out = CollectedLog()
     for i, pod in enumerate(pods, start=1):
         name = str((pod.get("metadata") or {}).get("name") or "")
         names = container_names(pod)
         if len(pods) > 1:
             created = str((pod.get("metadata") or {}).get("creationTimestamp") or "")
-            parts.append(f"{created} --- attempt {i}: pod {name} ---\n")
+            out.add(f"{created} --- attempt {i}: pod {name} ---")
         for cname in names:
-            if room <= 0:
-                truncated = True
-                break
+            room = log_cap() - out.size
+            if room <= 0 or out.truncated:
+                out.truncated = True
+                return out
+            splitter = LogLineSplitter(line_max=log_line_max(), container=cname if len(names) > 1 else None)
+            read = 0
             try:
-                raw = kube.pod_log_read(namespace=namespace, name=name, container=cname, limit_bytes=room).encode()
+                for chunk in kube.pod_log_chunks(
+                    namespace=namespace, name=name, container=cname, limit_bytes=room, follow=False, read_timeout=30
+                ):
+                    read += len(chunk)
+                    for line in splitter.feed(chunk):
+                        out.add(line)
+                    if out.truncated:
+                        break
             except (kube.KubeNotFound, kube.KubeInvalid):
                 # Gone, or a container that never started ("waiting to start").
-                missing = True
+                out.missing = True
                 continue
-            cut = len(raw) >= room
-            truncated = truncated or cut
-            room -= len(raw)
-            lines = log_lines_split(raw, line_max=log_line_max(), container=cname if len(names) > 1 else None, cut=cut)
-            parts.append("".join(line + "\n" for line in lines))
-    return "".join(parts), missing, truncated
+            if out.truncated:
+                return out
+            for line in splitter.finish(cut=read >= room):
+                out.add(line)
+            if read >= room:
+                out.truncated = True
+    return out
 
 
 def run_log_final(
     *, run_id: uuid.UUID | str, namespace: str, pods: list[dict[str, Any]] | None = None
-) -> tuple[str, bool] | None:
+) -> CollectedLog | None:
     """The full log of the run's pods (all attempts), capped, with its truncation flag;
     None when the stored log should stay (pods' logs no longer all readable and the
     log followed live is longer)."""
     if pods is None:
         pods, _ = kube.pod_list(namespace=namespace, label_selector=f"{jobspec.LABEL_RUN_ID}={run_id}")
-    text, missing, cut = run_log_collect(namespace=namespace, pods=pods)
+    final = run_log_collect(namespace=namespace, pods=pods)
     for _ in range(3):
         # Right after a container ends its log can read empty for a moment.
-        if text or not pods:
+        if final.lines or not pods:
             break
         time.sleep(0.3)
-        text, missing, cut = run_log_collect(namespace=namespace, pods=pods)
-    if not text and pods:
+        final = run_log_collect(namespace=namespace, pods=pods)
+    if not final.lines and pods:
         log.warning(
             "run %s: empty log from pods %s",
             run_id,
             [((p.get("metadata") or {}).get("name"), (p.get("status") or {}).get("phase")) for p in pods],
         )
-    capped, truncated = log_capped(text, log_cap())
-    if missing and run_log_size(run_id) >= len(capped.encode()):
+    if final.missing and run_log_size(run_id) >= final.size:
         return None
-    return capped, truncated or cut
+    return final
 
 
 def run_log_store_final(*, run_id: uuid.UUID | str, namespace: str, pods: list[dict[str, Any]] | None = None) -> None:
@@ -184,5 +230,5 @@ def run_log_store_final(*, run_id: uuid.UUID | str, namespace: str, pods: list[d
     final = run_log_final(run_id=run_id, namespace=namespace, pods=pods)
     if final is not None:
         with transaction.atomic():
-            Run.objects.filter(pk=run_id).update(log_truncated=final[1])
-            run_log_store(run_id=run_id, text=final[0])
+            Run.objects.filter(pk=run_id).update(log_truncated=final.truncated)
+            run_log_store(run_id=run_id, lines=final.lines)

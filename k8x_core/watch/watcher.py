@@ -456,7 +456,7 @@ class Watcher:
             final = None
             log.warning("run %s: final log not read; keeping the log followed live", run.pk, exc_info=True)
         if final is not None:
-            fields["log_truncated"] = final[1]
+            fields["log_truncated"] = final.truncated
         with transaction.atomic():
             moved = run_transition(
                 run_id=run.pk,
@@ -469,7 +469,7 @@ class Watcher:
                 **fields,
             )
             if moved and final is not None:
-                run_log_store(run_id=run.pk, text=final[0])
+                run_log_store(run_id=run.pk, lines=final.lines)
         if obs.delete_job:
             kube.job_delete(namespace=namespace, name=run_job_name(run.pk), propagation="Background")
         if not moved:

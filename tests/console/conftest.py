@@ -72,7 +72,7 @@ def world(db: None) -> World:
         correlation_id="flow-acme",
         status=RunStatus.RUNNING,
     )
-    run_log_store(run_id=run.pk, text=RUN_LOG)
+    run_log_store(run_id=run.pk, lines=RUN_LOG.splitlines())
     other_run = Run.objects.create(
         service=other_service,
         event=other_event,
@@ -80,7 +80,7 @@ def world(db: None) -> World:
         correlation_id="flow-other",
         status=RunStatus.SUCCEEDED,
     )
-    run_log_store(run_id=other_run.pk, text="2026-01-01T00:00:01Z top secret output\n")
+    run_log_store(run_id=other_run.pk, lines=["2026-01-01T00:00:01Z top secret output"])
     return World(acme, other, owner, admin, user, outsider, service, other_service, run, other_run, event, other_event)
 
 

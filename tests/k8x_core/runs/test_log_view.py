@@ -24,7 +24,7 @@ def test_log_is_served_as_text_to_the_runs_project_only() -> None:
         log_truncated=True,
     )
     text = "2026-11-24T10:00:00.1Z hello\n2026-11-24T10:00:01.2Z world\n"
-    run_log_store(run_id=run.pk, text=text)
+    run_log_store(run_id=run.pk, lines=text.splitlines())
     _, my_key = apikey_create(project=mine, name="k")
     _, other_key = apikey_create(project=other, name="k")
     client = Client()

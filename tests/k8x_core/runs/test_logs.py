@@ -46,7 +46,7 @@ def test_append_stops_when_the_run_is_over_and_the_final_log_replaces_chunks() -
         run_log_append(run_id=run.pk, text=f"line {i} é\n")
     assert RunLog.objects.filter(run=run).count() == 5
     assert run_transition(run_id=run.pk, to=RunStatus.SUCCEEDED, log_truncated=True)
-    run_log_store(run_id=run.pk, text="final\n" * 100_000)  # 600 kB: several chunks
+    run_log_store(run_id=run.pk, lines=["final"] * 100_000)  # 600 kB: several chunks
     assert not run_log_append(run_id=run.pk, text="late line\n")
     assert run_log_text(run.pk) == "final\n" * 100_000
     assert RunLog.objects.filter(run=run).count() > 1
