@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Sum
+from django.db import connection, transaction
+from django.db.models import Q, Sum
 
 from k8x_core import kube
 from k8x_core.models import TERMINAL_STATUSES, Run, RunLog
@@ -68,24 +68,28 @@ def run_log_size(run_id: uuid.UUID | str) -> int:
 
 
 def run_log_append(*, run_id: uuid.UUID | str, text: str, truncated: bool = False) -> bool:
-    """Append followed lines to a run's log while the run is not over: one INSERT,
-    nothing stored is read or rewritten. False when the run is over (or gone)."""
-    with transaction.atomic():
-        # The run row is locked (FOR NO KEY UPDATE, as the terminal update takes it):
-        # the final log's transaction either waits for this append and then replaces
-        # it, or has committed and this append sees the run over and adds nothing.
-        live = (
-            Run.objects.select_for_update(no_key=True)
-            .filter(pk=run_id)
-            .exclude(status__in=TERMINAL_STATUSES)
-            .values_list("pk", flat=True)
-        )
-        if live.first() is None:
-            return False
-        if text:
-            RunLog.objects.create(run_id=run_id, text=text, bytes=len(text.encode()))
-        if truncated:
-            Run.objects.filter(pk=run_id).update(log_truncated=True)
+    """Append followed lines to a run's log while the run is not over: one INSERT
+    statement, nothing stored is read or rewritten. False when the run is over (or
+    gone)."""
+    live = ~Q(status__in=TERMINAL_STATUSES)
+    if text:
+        # One statement (the flush's whole cost is one round trip and one commit). It
+        # locks the run row as the terminal update does (FOR NO KEY UPDATE): the final
+        # log's transaction either waits for this append and then replaces it, or has
+        # committed, and this append sees the run over and inserts nothing.
+        lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
+        statuses = ", ".join(["%s"] * len(TERMINAL_STATUSES))
+        runlog, run = connection.ops.quote_name(RunLog._meta.db_table), connection.ops.quote_name(Run._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {runlog} (run_id, text, bytes) "  # noqa: S608 (our own table names)
+                f"SELECT id, %s, %s FROM {run} WHERE id = %s AND status NOT IN ({statuses}){lock}",
+                [text, len(text.encode()), uuid.UUID(str(run_id)), *[str(s) for s in TERMINAL_STATUSES]],
+            )
+            if cursor.rowcount != 1:
+                return False
+    if truncated:
+        return Run.objects.filter(live, pk=run_id).update(log_truncated=True) == 1
     return True
 
 
