@@ -80,11 +80,12 @@ def run_log_append(*, run_id: uuid.UUID | str, text: str, truncated: bool = Fals
         lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
         statuses = ", ".join(["%s"] * len(TERMINAL_STATUSES))
         runlog, run = connection.ops.quote_name(RunLog._meta.db_table), connection.ops.quote_name(Run._meta.db_table)
+        pk = Run._meta.pk.get_db_prep_value(uuid.UUID(str(run_id)), connection)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {runlog} (run_id, text, bytes) "  # noqa: S608 (our own table names)
                 f"SELECT id, %s, %s FROM {run} WHERE id = %s AND status NOT IN ({statuses}){lock}",
-                [text, len(text.encode()), uuid.UUID(str(run_id)), *[str(s) for s in TERMINAL_STATUSES]],
+                [text, len(text.encode()), pk, *[str(s) for s in TERMINAL_STATUSES]],
             )
             if cursor.rowcount != 1:
                 return False
