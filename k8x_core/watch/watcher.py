@@ -98,6 +98,7 @@ class LogFollower(threading.Thread):
         self._batch: list[str] = []
         self._batch_bytes = 0
         self._batch_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._full = threading.Event()  # the cap is reached or the run is over: stop reading
 
     def run(self) -> None:
@@ -153,9 +154,11 @@ class LogFollower(threading.Thread):
             return len(self._batch) >= self.FLUSH_LINES or self._batch_bytes >= self.FLUSH_BYTES
 
     def _flush_pending(self) -> None:
-        with self._batch_lock:
-            lines, self._batch, self._batch_bytes = self._batch, [], 0
-        self._flush(lines)
+        # One flush at a time (the reader's and the timer's): batches are stored in order.
+        with self._flush_lock:
+            with self._batch_lock:
+                lines, self._batch, self._batch_bytes = self._batch, [], 0
+            self._flush(lines)
 
     def _flush(self, lines: list[str]) -> None:
         if not lines:
