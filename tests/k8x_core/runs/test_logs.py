@@ -3,15 +3,17 @@ cap enforced on their sum, and the migration that moved Run.log into chunks."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 
 from k8x_core.models import Project, Run, RunLog, RunStatus, Service, TriggerKind
-from k8x_core.runs.logs import run_log_append, run_log_size, run_log_store, run_log_text
+from k8x_core.runs.logs import run_log_append, run_log_final, run_log_size, run_log_store, run_log_text
 from k8x_core.runs.transitions import run_transition
 from k8x_core.watch.watcher import Watcher
 
@@ -91,3 +93,43 @@ def test_migration_turns_each_log_into_one_chunk() -> None:
     chunks = list(RunLog.objects.filter(run_id=with_log.pk).values_list("text", "bytes"))
     assert chunks == [("héllo\nworld\n", len("héllo\nworld\n".encode()))]
     assert not RunLog.objects.filter(run_id=without.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_log_followed_live_stays_when_the_pods_give_less() -> None:
+    run = make_run()
+    run_log_append(run_id=run.pk, text="2026-01-01T00:00:01Z followed\n")
+    # No pod left to read (or a rotated log): the final read has less than what was followed.
+    assert run_log_final(run_id=run.pk, namespace="unused", pods=[]) is None
+    empty = make_run()
+    final = run_log_final(run_id=empty.pk, namespace="unused", pods=[])
+    assert final is not None and final.lines == [] and not final.truncated
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_append_racing_the_final_log_never_survives_it() -> None:
+    """The terminal update and the final log are one transaction; an append that
+    comes meanwhile waits on the run row and then finds the run over."""
+    run = make_run()
+    run_log_append(run_id=run.pk, text="followed\n")
+    in_final = threading.Event()
+    result: list[bool] = []
+
+    def late_append() -> None:
+        in_final.wait(10)
+        try:
+            result.append(run_log_append(run_id=run.pk, text="late\n"))
+        finally:
+            connection.close()
+
+    appender = threading.Thread(target=late_append)
+    appender.start()
+    with transaction.atomic():
+        assert run_transition(run_id=run.pk, to=RunStatus.SUCCEEDED)
+        in_final.set()
+        time.sleep(0.5)  # the append is now blocked on the run row
+        assert appender.is_alive()
+        run_log_store(run_id=run.pk, lines=["final"])
+    appender.join(timeout=10)
+    assert result == [False]
+    assert run_log_text(run.pk) == "final\n"
