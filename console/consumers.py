@@ -21,6 +21,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from k8x_core.models import TERMINAL_STATUSES, Role, Run
 from k8x_core.projects import project_allows
 from k8x_core.runs.live import run_group
+from k8x_core.runs.logs import run_log_text
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _load_authorised_run(user: Any, run_id: str) -> Run | None:
 def _load_snapshot(run_id: uuid.UUID) -> dict[str, Any]:
     run = Run.objects.get(pk=run_id)
     return {
-        "log": run.log,
+        "log": run_log_text(run.pk),
         "log_truncated": run.log_truncated,
         "status": {
             "status": run.status,

@@ -72,6 +72,8 @@ KUBECONFIG = env.str("KUBECONFIG", default="")
 # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
 K8X_SECRETS_KEY = env.list("K8X_SECRETS_KEY", default=[INSECURE_SECRETS_KEY])
 K8X_LOG_CAP_BYTES = env.int("K8X_LOG_CAP_BYTES", default=5 * 1024 * 1024)
+# A longer log line is stored (and streamed) as several lines marked as continued.
+K8X_LOG_LINE_MAX_BYTES = env.int("K8X_LOG_LINE_MAX_BYTES", default=64 * 1024)
 K8X_JOB_TTL_SECONDS = env.int("K8X_JOB_TTL_SECONDS", default=3600)
 K8X_CREATE_CONTAINER_GRACE_SECONDS = env.float("K8X_CREATE_CONTAINER_GRACE_SECONDS", default=30.0)
 # Kubernetes API calls are retried on 429/5xx/connection errors this long.

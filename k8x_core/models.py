@@ -364,7 +364,7 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
-    log = models.TextField(blank=True)
+    # The log itself is in RunLog chunks (appended, never rewritten), so loading a run never loads it.
     log_truncated = models.BooleanField(default=False)
 
     class Meta:
@@ -397,6 +397,25 @@ class Run(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class RunLog(models.Model):
+    """One chunk of a run's stored log. A run's log is its chunks' text in ``id`` order
+    (k8x_core.runs.logs): following a pod appends a chunk per flush (an INSERT, never a
+    rewrite of what is stored), and the final log replaces them when the run ends."""
+
+    id = models.BigAutoField(primary_key=True)
+    # No index of its own: runlog_run_id (run, id) serves it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_chunks", db_index=False)
+    text = models.TextField()
+    # UTF-8 size of ``text``: the cap is checked on the sum without reading the text.
+    bytes = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "id"], name="runlog_run_id")]
+
+    def __str__(self) -> str:
+        return f"log chunk {self.id} of run {self.run_id} ({self.bytes} bytes)"
 
 
 def run_job_name(run_id: uuid.UUID | str) -> str:

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from console.api.views import _refused, _viewer_projects, error_response
 from k8x_core.events.ingest import IngestRefused
 from k8x_core.models import Run
+from k8x_core.runs.logs import run_log_text
 
 
 @require_GET
@@ -27,10 +28,10 @@ def run_log(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     runs = Run.objects.filter(pk=run_id)
     if allowed is not None:
         runs = runs.filter(service__project_id__in=allowed)
-    row = runs.values("log", "log_truncated", "status").first()
+    row = runs.values("pk", "log_truncated", "status").first()
     if row is None:
         return error_response(404, f"no run {run_id} visible to you", field="id")
-    response = HttpResponse(row["log"], content_type="text/plain; charset=utf-8")
+    response = HttpResponse(run_log_text(row["pk"]), content_type="text/plain; charset=utf-8")
     response["X-K8X-Run-Status"] = row["status"]
     response["X-K8X-Log-Truncated"] = "true" if row["log_truncated"] else "false"
     response["Cache-Control"] = "no-store"

@@ -25,6 +25,7 @@ from console.views.common import keyset_page, request_user
 from k8x_core.models import TERMINAL_STATUSES, Run
 from k8x_core.runs import jobspec, launch
 from k8x_core.runs.configs import configs_resolve, secret_keys_resolve
+from k8x_core.runs.logs import run_log_text
 
 
 @login_required
@@ -75,6 +76,7 @@ def run_detail(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     project = run.service.project
     context = {
         "run": run,
+        "log_text": run_log_text(run.pk),
         "project": project,
         "environment": _environment(run),
         "can_act": project_allows(user=user, project=project, role=Role.USER),
@@ -97,7 +99,7 @@ def run_summary(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 @require_GET
 def run_log_download(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     run = get_run_or_404(request.user, run_id)
-    response = HttpResponse(run.log, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(run_log_text(run.pk), content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{run.service.name}-{run.pk}.log"'
     return response
 

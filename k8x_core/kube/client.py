@@ -566,6 +566,42 @@ def pod_log_read(
     return body if isinstance(body, str) else ""
 
 
+def pod_log_chunks(
+    *,
+    namespace: str,
+    name: str,
+    container: str | None = None,
+    limit_bytes: int | None = None,
+    since_time: str | None = None,
+    read_timeout: float | None = None,
+    follow: bool = True,
+) -> Iterator[bytes]:
+    """Follow a pod's log as raw bytes, as they arrive (lines start with RFC 3339
+    timestamps), until the container ends, ``limit_bytes`` have been sent (the API
+    server stops there, possibly inside a line) or the connection drops. The caller
+    splits lines (it decides how long one may be) and reconnects with ``since_time``.
+    ``follow=False``: the log as it is now, streamed (never held whole)."""
+    query: dict[str, Any] = {
+        "follow": _bool(follow),
+        "timestamps": "true",
+        "container": container,
+        "sinceTime": since_time,
+        "limitBytes": limit_bytes,
+    }
+    resp = kube_retry(
+        lambda: request_stream("GET", f"{_pods(namespace)}/{_q(name)}/log", query=query, timeout=(5.0, read_timeout)),
+        what=f"log of {namespace}/{name}",
+    )
+    try:
+        # Each read returns what has arrived (an HTTP chunk), up to 64 KiB.
+        yield from resp.stream(65536, decode_content=True)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        log.info("log stream of %s/%s ended: %s", namespace, name, exc)
+    finally:
+        resp.release_conn()
+        resp.close()
+
+
 def pod_log_stream(
     *,
     namespace: str,
@@ -574,27 +610,24 @@ def pod_log_stream(
     since_time: str | None = None,
     read_timeout: float | None = None,
 ) -> Iterator[str]:
-    """Follow a pod's log: yields lines (with RFC 3339 timestamps, no newline) until the
-    container ends or the connection drops. The caller reconnects with ``since_time``."""
-    query: dict[str, Any] = {"follow": "true", "timestamps": "true", "container": container, "sinceTime": since_time}
-    resp = kube_retry(
-        lambda: request_stream("GET", f"{_pods(namespace)}/{_q(name)}/log", query=query, timeout=(5.0, read_timeout)),
-        what=f"log of {namespace}/{name}",
-    )
-    try:
-        buf = b""
-        for chunk in resp.stream(8192, decode_content=True):
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
+    """Follow a pod's log: yields lines (with RFC 3339 timestamps, no newline), however
+    long, until the container ends or the connection drops. K8X's own follower cuts
+    long lines (k8x_core.runs.loglines); this is the bare loop, for tools and benchmarks."""
+    pending: list[bytes] = []
+    for chunk in pod_log_chunks(
+        namespace=namespace, name=name, container=container, since_time=since_time, read_timeout=read_timeout
+    ):
+        *lines, rest = chunk.split(b"\n")
+        if lines:
+            pending.append(lines[0])
+            lines[0] = b"".join(pending)
+            pending = []
             for line in lines:
                 yield line.decode("utf-8", "replace")
-        if buf:
-            yield buf.decode("utf-8", "replace")
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        log.info("log stream of %s/%s ended: %s", namespace, name, exc)
-    finally:
-        resp.release_conn()
-        resp.close()
+        if rest:
+            pending.append(rest)
+    if pending:
+        yield b"".join(pending).decode("utf-8", "replace")
 
 
 # --- watch -----------------------------------------------------------------------------

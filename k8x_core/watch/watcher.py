@@ -26,9 +26,12 @@ and its pods' container states:
 
 Logs: while a container runs, a thread follows its log (``timestamps=true``),
 publishes lines in small batches to the console's channel group and appends
-them to ``Run.log`` (so ``GET /api/runs/<id>/log`` shows what has arrived). When
-the run ends, the full log of every attempt (pod) is read and stored, up to
-K8X_LOG_CAP_BYTES (``log_truncated`` marks a cut), so it outlives the pods.
+them to the run's stored log, one RunLog chunk per batch (so ``GET
+/api/runs/<id>/log`` shows what has arrived). It reads no more than the cap has
+room for and cuts lines over K8X_LOG_LINE_MAX_BYTES. When the run ends, the full
+log of every attempt (pod) is read and stored, up to K8X_LOG_CAP_BYTES
+(``log_truncated`` marks a cut), in the transaction that sets the terminal status,
+so it outlives the pods.
 """
 
 from __future__ import annotations
@@ -43,9 +46,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
-from django.db.models import F, Value
-from django.db.models.functions import Concat
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from k8x_core import kube
@@ -54,19 +55,35 @@ from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, 
 from k8x_core.runs import jobspec
 from k8x_core.runs.launch import service_queue_advance
 from k8x_core.runs.live import live_publish_log, live_publish_status
-from k8x_core.runs.logs import container_names, log_cap, log_capped, prefix_line, run_log_final
+from k8x_core.runs.loglines import LogLineSplitter
+from k8x_core.runs.logs import (
+    container_names,
+    log_cap,
+    log_capped,
+    run_log_append,
+    run_log_final,
+    run_log_size,
+    run_log_store,
+)
 from k8x_core.runs.transitions import run_transition
-from k8x_core.watch.observe import NOT_OVER, Observation, container_statuses, run_observe
+from k8x_core.watch.observe import Observation, container_statuses, run_observe
 
 log = logging.getLogger(__name__)
 
 
 class LogFollower(threading.Thread):
     """Follows one container's log while it runs: batches go to the console's channel
-    group and are appended to Run.log (until the run ends or the cap is reached)."""
+    group and are appended to the run's stored log, until the run ends or the cap is
+    reached; then it stops reading that container.
+
+    Hostile output stays cheap: the API is asked for no more bytes than the cap has
+    room for (``limitBytes``), lines are cut at K8X_LOG_LINE_MAX_BYTES by one linear
+    scan (``LogLineSplitter``, at most one line cap held), and a batch is flushed at
+    FLUSH_LINES lines or FLUSH_BYTES bytes as well as every FLUSH_SECONDS."""
 
     FLUSH_SECONDS = 0.25
     FLUSH_LINES = 200
+    FLUSH_BYTES = 256 * 1024
 
     def __init__(
         self, *, watcher: Watcher, run_id: str, namespace: str, pod: str, container: str, prefix: bool
@@ -78,6 +95,12 @@ class LogFollower(threading.Thread):
         self.pod = pod
         self.container = container
         self.prefix = prefix
+        self.bytes_read = 0
+        self._batch: list[str] = []
+        self._batch_bytes = 0
+        self._batch_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._full = threading.Event()  # the cap is reached or the run is over: stop reading
 
     def run(self) -> None:
         try:
@@ -88,10 +111,14 @@ class LogFollower(threading.Thread):
             connection.close()
 
     def _follow(self) -> None:
-        # Lines are flushed by time as well as by count: a quiet container's last
+        limit = self.watcher.log_room(self.run_id)
+        if limit <= 0:
+            return
+        splitter = LogLineSplitter(
+            line_max=int(settings.K8X_LOG_LINE_MAX_BYTES), container=self.container if self.prefix else None
+        )
+        # Lines are flushed by time as well as by size: a quiet container's last
         # line must not wait for the next one.
-        self._batch: list[str] = []
-        self._batch_lock = threading.Lock()
         done = threading.Event()
 
         def flusher() -> None:
@@ -102,29 +129,45 @@ class LogFollower(threading.Thread):
         timer = threading.Thread(target=flusher, name=f"{self.name}-flush", daemon=True)
         timer.start()
         try:
-            for line in kube.pod_log_stream(namespace=self.namespace, name=self.pod, container=self.container):
-                with self._batch_lock:
-                    self._batch.append(prefix_line(line, self.container) if self.prefix else line)
-                    full = len(self._batch) >= self.FLUSH_LINES
-                if full:
+            for chunk in kube.pod_log_chunks(
+                namespace=self.namespace, name=self.pod, container=self.container, limit_bytes=limit
+            ):
+                # Bytes followed are counted here, and only here.
+                self.bytes_read += len(chunk)
+                WATCH_LOG_BYTES.inc(len(chunk))
+                if self._add(splitter.feed(chunk)):
                     self._flush_pending()
-                if self.watcher.stopping.is_set():
+                if self._full.is_set() or self.watcher.stopping.is_set():
                     break
+            else:
+                self._add(splitter.finish(cut=self.bytes_read >= limit))
         finally:
             done.set()
             timer.join(timeout=5)
             self._flush_pending()
 
-    def _flush_pending(self) -> None:
+    def _add(self, lines: list[str]) -> bool:
+        """Queue lines for the next flush; True when the batch should go now."""
+        if not lines:
+            return False
         with self._batch_lock:
-            lines, self._batch = self._batch, []
-        self._flush(lines)
+            self._batch.extend(lines)
+            self._batch_bytes += sum(len(line) for line in lines)
+            return len(self._batch) >= self.FLUSH_LINES or self._batch_bytes >= self.FLUSH_BYTES
+
+    def _flush_pending(self) -> None:
+        # One flush at a time (the reader's and the timer's): batches are stored in order.
+        with self._flush_lock:
+            with self._batch_lock:
+                lines, self._batch, self._batch_bytes = self._batch, [], 0
+            self._flush(lines)
 
     def _flush(self, lines: list[str]) -> None:
         if not lines:
             return
         live_publish_log(run_id=self.run_id, lines=lines)
-        self.watcher.log_append(self.run_id, lines)
+        if not self.watcher.log_append(self.run_id, lines):
+            self._full.set()
 
 
 # --- the watcher ------------------------------------------------------------------------------
@@ -418,17 +461,20 @@ class Watcher:
             final = None
             log.warning("run %s: final log not read; keeping the log followed live", run.pk, exc_info=True)
         if final is not None:
-            fields.update(log=final[0], log_truncated=final[1])
-        moved = run_transition(
-            run_id=run.pk,
-            to=obs.status,
-            exit_code=obs.exit_code,
-            reason=obs.reason[:100],
-            message=obs.message,
-            finished_at=finished,
-            started_at=started,
-            **fields,
-        )
+            fields["log_truncated"] = final.truncated
+        with transaction.atomic():
+            moved = run_transition(
+                run_id=run.pk,
+                to=obs.status,
+                exit_code=obs.exit_code,
+                reason=obs.reason[:100],
+                message=obs.message,
+                finished_at=finished,
+                started_at=started,
+                **fields,
+            )
+            if moved and final is not None:
+                run_log_store(run_id=run.pk, lines=final.lines)
         if obs.delete_job:
             kube.job_delete(namespace=namespace, name=run_job_name(run.pk), propagation="Background")
         if not moved:
@@ -522,28 +568,43 @@ class Watcher:
                     )
                     self._followers[key] = follower
                     self._followers_by_run.setdefault(str(run.pk), set()).add(key)
-                with self._log_lock:
-                    self._log_bytes.setdefault(str(run.pk), len((run.log or "").encode()))
+                self.log_track(str(run.pk))
                 follower.start()
 
-    def log_append(self, run_id: str, lines: list[str]) -> None:
-        """Append followed lines to Run.log while the run is not over, within the cap."""
+    def log_track(self, run_id: str) -> None:
+        """Start counting a run's stored bytes (from what is stored now), for the cap."""
+        with self._log_lock:
+            if run_id in self._log_bytes:
+                return
+        size = run_log_size(run_id)
+        with self._log_lock:
+            self._log_bytes.setdefault(run_id, size)
+
+    def log_room(self, run_id: str) -> int:
+        """Bytes the run's stored log still has room for (0 when not followed)."""
+        with self._log_lock:
+            used = self._log_bytes.get(run_id)
+        return 0 if used is None else max(0, log_cap() - used)
+
+    def log_append(self, run_id: str, lines: list[str]) -> bool:
+        """Append followed lines to the run's stored log while the run is not over,
+        within the cap. False when no more will be stored (cap reached, run over)."""
         if self.stopping.is_set():
             # A stopped watcher (shutdown, or it lost the lead) writes nothing more.
-            return
+            return False
         text = "".join(line + "\n" for line in lines)
         cap = log_cap()
         with self._log_lock:
             used = self._log_bytes.get(run_id)
-            if used is None or used >= cap:
-                return
-            text, truncated = log_capped(text, cap - used)
-            self._log_bytes[run_id] = cap if truncated else used + len(text.encode())
-        WATCH_LOG_BYTES.inc(len(text.encode()))
-        update: dict[str, Any] = {"log": Concat(F("log"), Value(text))}
-        if truncated:
-            update["log_truncated"] = True
-        Run.objects.filter(pk=run_id, status__in=NOT_OVER).update(**update)
+            if used is None:
+                return False
+            if used >= cap:
+                # Lines beyond a cap already met (exactly): the log is cut all the same.
+                text, truncated = "", True
+            else:
+                text, truncated = log_capped(text, cap - used)
+                self._log_bytes[run_id] = cap if truncated else used + len(text.encode())
+        return run_log_append(run_id=run_id, text=text, truncated=truncated) and not truncated
 
 
 def settings_vanish_grace() -> timedelta:

@@ -14,6 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from k8x_core.models import Membership, Project, Role, Run, Service, Trigger
+from k8x_core.runs.logs import run_log_text
 from tests.browser.conftest import Stack, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.cluster, pytest.mark.kafka]
@@ -102,7 +103,7 @@ def test_create_service_trigger_event_and_watch_run_live(stack: Stack, new_page:
     assert "Finished: succeeded" in page.locator("#log-state").inner_text()
     page.wait_for_function("document.querySelector('#run-exit-code').textContent.trim() === '0'", timeout=15_000)
     run = Run.objects.get(pk=run_id)
-    assert run.status == "succeeded" and run.exit_code == 0 and "console line 10" in run.log
+    assert run.status == "succeeded" and run.exit_code == 0 and "console line 10" in run_log_text(run.pk)
     screenshot(page, "run-finished")
 
     page.goto(f"{base}/projects/{project.slug}/services/hello/")

@@ -9,6 +9,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from k8x_core.models import Event, EventOutcome, Membership, Project, Role, Run, RunStatus, Service, TriggerKind
+from k8x_core.runs.logs import run_log_store
+
+RUN_LOG = "2026-01-01T00:00:01.000000000Z hello\n2026-01-01T00:00:02.000000000Z world\n"
 
 PASSWORD = "console-test-pw-1"
 
@@ -68,16 +71,16 @@ def world(db: None) -> World:
         trigger_kind=TriggerKind.EVENT,
         correlation_id="flow-acme",
         status=RunStatus.RUNNING,
-        log="2026-01-01T00:00:01.000000000Z hello\n2026-01-01T00:00:02.000000000Z world\n",
     )
+    run_log_store(run_id=run.pk, lines=RUN_LOG.splitlines())
     other_run = Run.objects.create(
         service=other_service,
         event=other_event,
         trigger_kind=TriggerKind.EVENT,
         correlation_id="flow-other",
         status=RunStatus.SUCCEEDED,
-        log="2026-01-01T00:00:01Z top secret output\n",
     )
+    run_log_store(run_id=other_run.pk, lines=["2026-01-01T00:00:01Z top secret output"])
     return World(acme, other, owner, admin, user, outsider, service, other_service, run, other_run, event, other_event)
 
 

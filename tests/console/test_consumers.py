@@ -14,7 +14,7 @@ from django.test import Client
 
 from k8x_core.models import Run, RunStatus
 from k8x_core.runs.live import live_publish_log, live_publish_status, run_group
-from tests.console.conftest import World
+from tests.console.conftest import RUN_LOG, World
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
 
@@ -70,7 +70,7 @@ async def test_member_gets_snapshot_then_live_lines_once(world: World) -> None:
     assert connected
     snapshot = await comm.receive_json_from(timeout=5)
     assert snapshot["type"] == "snapshot"
-    assert snapshot["log"] == world.run.log
+    assert snapshot["log"] == RUN_LOG
     assert snapshot["status"]["status"] == "running"
 
     # The watcher publishes a batch overlapping the snapshot: only the new line comes through.

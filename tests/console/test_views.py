@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from k8x_core.models import Config, Membership, Project, Role, Run, RunStatus, Scope, Secret, Service, Trigger
-from tests.console.conftest import World, client_for
+from tests.console.conftest import RUN_LOG, World, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -378,7 +378,7 @@ def test_run_log_download(world: World) -> None:
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     assert "attachment" in response["Content-Disposition"]
-    assert response.content.decode() == world.run.log
+    assert response.content.decode() == RUN_LOG
 
 
 def test_run_badge_polls_until_terminal(world: World) -> None:

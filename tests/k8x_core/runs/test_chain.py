@@ -19,6 +19,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 
 from k8x_core.hub.loop import hub_create
 from k8x_core.models import Event, Run, RunStatus, Service
+from k8x_core.runs.logs import run_log_text
 from k8x_core.watch.watcher import Watcher
 from tests.k8x_core.runs.conftest import send_event, wait_run
 from tests.k8x_core.runs.test_launch_cluster import python_template, sdk_configmap
@@ -104,8 +105,8 @@ def test_a_run_emits_an_event_that_triggers_a_second_service_in_the_same_flow(
 
     (run1,) = send_event("com.test.chain.start", {"n": 1})
     done1 = wait_run(run1.pk, timeout=120)
-    assert done1.status == RunStatus.SUCCEEDED, (done1.reason, done1.message, done1.log)
-    assert "SENT=" in done1.log
+    assert done1.status == RunStatus.SUCCEEDED, (done1.reason, done1.message, run_log_text(done1.pk))
+    assert "SENT=" in run_log_text(done1.pk)
 
     deadline = time.monotonic() + 60
     while not Run.objects.filter(service=second).exists():
@@ -113,11 +114,11 @@ def test_a_run_emits_an_event_that_triggers_a_second_service_in_the_same_flow(
         time.sleep(0.2)
     run2 = Run.objects.get(service=second)
     done2 = wait_run(run2.pk, timeout=120)
-    assert done2.status == RunStatus.SUCCEEDED, (done2.reason, done2.message, done2.log)
+    assert done2.status == RunStatus.SUCCEEDED, (done2.reason, done2.message, run_log_text(done2.pk))
     assert done2.correlation_id == done1.correlation_id == run1.correlation_id
     assert done2.event_id is not None
     follow_up = Event.objects.get(pk=done2.event_id)
     assert follow_up.type == "com.test.chain.next"
     assert follow_up.correlation_id == done1.correlation_id
     assert follow_up.project_id == first.project_id  # a run token is scoped to its project
-    assert f'"from_run":"{run1.pk}"' in done2.log.replace(" ", "")
+    assert f'"from_run":"{run1.pk}"' in run_log_text(done2.pk).replace(" ", "")

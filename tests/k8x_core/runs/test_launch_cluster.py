@@ -22,6 +22,7 @@ from k8x_core import kube
 from k8x_core.models import STATUS_RANK, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import jobspec, launch
 from k8x_core.runs.live import run_group
+from k8x_core.runs.logs import run_log_text
 from k8x_core.runs.queue import run_enqueue_now
 from k8x_core.watch.watcher import Watcher
 from tests.cluster_fixtures import admin_secret_read
@@ -127,7 +128,7 @@ def python_template(script: str, *, name: str = "main") -> str:
 def check_contract(run: Run, service: Service, expected: dict[str, str], kube_api: Any) -> None:
     # Secret values as they are now (a project-scope one was set again for the other service).
     expected = {**expected, **{k: service_secret(service, k) for k in ("DB_PASSWORD", "API_TOKEN")}}
-    values = log_values(run.log)
+    values = log_values(run_log_text(run.pk))
     event = run.event
     assert event is not None
     assert values["K8X_RUN_ID"] == str(run.pk)
@@ -194,7 +195,7 @@ def test_busybox_and_python_services_see_the_contract(
 
     for run in runs:
         done = wait_run(run.pk)
-        assert done.status == RunStatus.SUCCEEDED, (done.reason, done.message, done.log)
+        assert done.status == RunStatus.SUCCEEDED, (done.reason, done.message, run_log_text(done.pk))
         assert done.exit_code == 0
         assert done.started_at is not None and done.finished_at is not None
         assert done.started_at <= done.finished_at
@@ -205,7 +206,7 @@ def test_busybox_and_python_services_see_the_contract(
         check_contract(done, service, expected_busy if service is busy else expected_py, kube_api)
 
     py_run = next(r for r in runs if r.service_id == py.pk)
-    values = log_values(Run.objects.get(pk=py_run.pk).log)
+    values = log_values(run_log_text(py_run.pk))
     assert values["SDK_PARAMS"] == repr([("amount", 120), ("lines", [1, 2]), ("order-id", "A-7")])
     assert values["SDK_GREETING"] == "hello from project"
     assert values["SDK_EVENT_TYPE"] == "com.test.order"
@@ -238,8 +239,8 @@ def test_failing_command_is_failed_with_its_exit_code(make_service: Callable[...
     assert run.exit_code == 7
     assert run.reason == "BackoffLimitExceeded"
     assert run.attempts == 2
-    assert run.log.count("about to fail") == 2  # both attempts are kept
-    assert "attempt 2" in run.log
+    assert run_log_text(run.pk).count("about to fail") == 2  # both attempts are kept
+    assert "attempt 2" in run_log_text(run.pk)
 
 
 def test_timeout_is_timed_out(make_service: Callable[..., Service], watcher: Watcher) -> None:
@@ -265,7 +266,7 @@ def test_timeout_is_timed_out(make_service: Callable[..., Service], watcher: Wat
     run = _launch_and_wait(service, timeout=90)
     assert run.status == RunStatus.TIMED_OUT
     assert run.reason == "DeadlineExceeded"
-    assert "tick" in run.log
+    assert "tick" in run_log_text(run.pk)
 
 
 def test_bad_image_is_failed_with_the_pull_reason(make_service: Callable[..., Service], watcher: Watcher) -> None:
@@ -343,7 +344,7 @@ def test_worker_killed_after_job_create_leaves_one_job_and_the_run_completes(
     start_watcher()
     done = wait_run(run.pk)
     assert done.status == RunStatus.SUCCEEDED
-    assert "survived" in done.log
+    assert "survived" in run_log_text(done.pk)
     jobs, _ = kube.job_list(namespace=ns, label_selector=f"k8x.io/run-id={run.pk}")
     assert len(jobs) == 1
     assert jobs[0]["metadata"]["uid"] == job["metadata"]["uid"]
@@ -361,7 +362,7 @@ def test_watcher_completes_a_queued_run_whose_job_exists(
     start_worker(burst=True, simple=True, K8X_FAILPOINT="after_job_create").wait(timeout=60)
     done = wait_run(run.pk)
     assert done.status == RunStatus.SUCCEEDED
-    assert "orphan done" in done.log
+    assert "orphan done" in run_log_text(done.pk)
     assert done.job_name == run_job_name(run.pk)
 
 
@@ -379,9 +380,9 @@ def test_cancel_and_rerun(make_service: Callable[..., Service], watcher: Watcher
     launch.run_launch(run_id=run.pk)
     wait_run(run.pk, statuses={RunStatus.RUNNING}, timeout=60)
     deadline = time.monotonic() + 30
-    while "begun" not in Run.objects.get(pk=run.pk).log and time.monotonic() < deadline:
+    while "begun" not in run_log_text(run.pk) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert "begun" in Run.objects.get(pk=run.pk).log  # followed live, stored so far
+    assert "begun" in run_log_text(run.pk)  # followed live, stored so far
     messages: list[dict[str, Any]] = []
     while not any(m["type"] == "run.log" for m in messages):
         messages.append(async_to_sync(_receive)(layer, channel))
@@ -395,7 +396,7 @@ def test_cancel_and_rerun(make_service: Callable[..., Service], watcher: Watcher
     assert launch.run_cancel(run_id=run.pk, user=None)
     cancelled = Run.objects.get(pk=run.pk)
     assert cancelled.status == RunStatus.CANCELLED
-    assert "begun" in cancelled.log
+    assert "begun" in run_log_text(cancelled.pk)
     # Foreground deletion: the Job goes once its pods are gone.
     assert _job_gone(service, run, timeout=60)
     assert not launch.run_cancel(run_id=run.pk, user=None)
@@ -438,9 +439,9 @@ def test_event_over_64_kib_is_mounted_as_a_file(make_service: Callable[..., Serv
     launch.run_launch(run_id=run.pk)
     done = wait_run(run.pk)
     assert done.status == RunStatus.SUCCEEDED, (done.reason, done.message)
-    values = log_values(done.log)
+    values = log_values(run_log_text(done.pk))
     assert int(values["size"].split()[0]) > 80 * 1024
-    assert "n=3" in done.log and "event=unset" in done.log
+    assert "n=3" in run_log_text(done.pk) and "event=unset" in run_log_text(done.pk)
 
 
 def test_service_secret_follows_secret_changes(
@@ -487,4 +488,4 @@ def test_watcher_survives_losing_its_database_connections(
     assert killed >= 1
     done = wait_run(run.pk, timeout=90)
     assert done.status == RunStatus.SUCCEEDED
-    assert "one" in done.log and "two" in done.log
+    assert "one" in run_log_text(done.pk) and "two" in run_log_text(done.pk)

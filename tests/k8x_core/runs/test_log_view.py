@@ -9,6 +9,7 @@ from django.test import Client
 
 from k8x_core.events.apikeys import apikey_create
 from k8x_core.models import Project, Run, RunStatus, Service, TriggerKind
+from k8x_core.runs.logs import run_log_store
 
 
 @pytest.mark.django_db
@@ -20,9 +21,10 @@ def test_log_is_served_as_text_to_the_runs_project_only() -> None:
         service=service,
         trigger_kind=TriggerKind.MANUAL,
         status=RunStatus.QUEUED,
-        log="2026-11-24T10:00:00.1Z hello\n2026-11-24T10:00:01.2Z world\n",
         log_truncated=True,
     )
+    text = "2026-11-24T10:00:00.1Z hello\n2026-11-24T10:00:01.2Z world\n"
+    run_log_store(run_id=run.pk, lines=text.splitlines())
     _, my_key = apikey_create(project=mine, name="k")
     _, other_key = apikey_create(project=other, name="k")
     client = Client()
@@ -30,7 +32,7 @@ def test_log_is_served_as_text_to_the_runs_project_only() -> None:
     response = client.get(f"/api/runs/{run.pk}/log", HTTP_X_API_KEY=my_key)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/plain; charset=utf-8"
-    assert response.content.decode() == run.log
+    assert response.content.decode() == text
     assert response["X-K8X-Log-Truncated"] == "true"
     assert response["X-K8X-Run-Status"] == "queued"
 
