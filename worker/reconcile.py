@@ -68,13 +68,14 @@ def _missing_jobs(run_ids: list[str]) -> list[str]:
 
 def runs_reconcile(*, older_than: timedelta | float) -> int:
     """Re-enqueue ``queued`` runs created before ``now - older_than`` that
-    have no live launch job. Returns how many were enqueued."""
+    have no live launch job. Runs of paused services wait for the resume (which
+    enqueues them), so they are left alone. Returns how many were enqueued."""
     if not isinstance(older_than, timedelta):
         older_than = timedelta(seconds=older_than)
     cutoff = timezone.now() - older_than
     stale = [
         str(rid)
-        for rid in Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=cutoff)
+        for rid in Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=cutoff, service__paused=False)
         .order_by("created_at")
         .values_list("id", flat=True)
     ]
@@ -85,7 +86,10 @@ def runs_reconcile(*, older_than: timedelta | float) -> int:
             continue
         # Still queued now? (A launcher may have claimed some meanwhile.)
         still = [
-            str(rid) for rid in Run.objects.filter(pk__in=missing, status=RunStatus.QUEUED).values_list("id", flat=True)
+            str(rid)
+            for rid in Run.objects.filter(pk__in=missing, status=RunStatus.QUEUED, service__paused=False).values_list(
+                "id", flat=True
+            )
         ]
         runs_enqueue_each_now(run_ids=still)
         enqueued += len(still)
