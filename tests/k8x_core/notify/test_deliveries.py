@@ -85,7 +85,9 @@ def test_failed_run_sends_one_signed_webhook_and_one_email_without_secrets(
     assert envelope.mail_from == "k8x@k8x.test"
     mail = message_from_bytes(envelope.content)
     assert "billing" in mail["Subject"] and "failed" in mail["Subject"]
-    text = mail.get_payload(decode=True).decode()
+    raw = mail.get_payload(decode=True)
+    assert isinstance(raw, bytes)
+    text = raw.decode()
     assert str(run.pk) in text and "BackoffLimitExceeded" in text
 
     for blob in (request.body, envelope.content):
