@@ -80,7 +80,7 @@ def rule_save(
 ) -> tuple[NotificationRule, str | None]:
     """Create a rule (``rule`` None) or change one. A webhook rule without a secret
     gets a generated one, returned (to be shown once); otherwise None. An empty
-    ``secret`` on a change keeps the secret the rule has."""
+    ``url`` or ``secret`` on a change keeps the rule's (pages never show them)."""
     name = name.strip()
     if not name:
         raise RuleInvalid("name", "give the rule a name")
@@ -94,7 +94,7 @@ def rule_save(
         )  # type: ignore[misc]
     new_secret: str | None = None
     if channel == NotifyChannel.WEBHOOK:
-        rule.url = rule_url_validate(url=url)
+        rule.url = rule_url_validate(url=url or rule.url)
         rule.slack = slack
         rule.emails = []
         if secret:
@@ -154,3 +154,11 @@ def rules_for_run(*, run: Run, kind: str) -> QuerySet[NotificationRule]:
         active=True,
         **{_KIND_FLAG[kind]: True},
     ).order_by("pk")
+
+
+def rule_url_display(*, url: str) -> str:
+    """The webhook URL as pages show it: scheme and host only (the path of a Slack
+    or similar URL is its credential)."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}/…" if parts.hostname else ""
