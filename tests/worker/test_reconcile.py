@@ -14,6 +14,7 @@ from django.utils import timezone
 from rq.job import JobStatus
 
 from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, Service, TriggerKind
+from k8x_core.runs.pause import service_pause, service_resume
 from k8x_core.runs.queue import CHUNK_JOB_PREFIX, launch_jobs_lookup, run_enqueue_now, runs_enqueue_now
 from worker.reconcile import runs_reconcile
 
@@ -96,3 +97,13 @@ def test_runs_in_a_live_chunk_job_are_left_alone_and_found_once_it_is_gone(servi
     assert {f"launch-{rid}" for rid in lost} <= ids
     assert launch_jobs_lookup(queue_name=queue_name, run_ids=sorted(lost)) == [None, None]
     assert runs_reconcile(older_than=60) == 0
+
+
+def test_paused_services_runs_are_left_for_the_resume(service: Service, queue_name: str) -> None:
+    service_pause(service=service)
+    held = make_run(service, age_seconds=600)
+    assert runs_reconcile(older_than=60) == 0
+    assert job_ids(queue_name) == set()
+
+    service_resume(service=service)
+    assert job_ids(queue_name) == {f"launch-{held.pk}"}
