@@ -4,6 +4,8 @@ cancels them. Admins only."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.urls import reverse
 from redis import Redis
 from rq import Queue
@@ -19,7 +21,7 @@ def _url(action: str) -> str:
 
 
 def test_pause_resume_and_skip_from_the_service_page(
-    transactional_db: None, world: World, queue_name: str, settings: object
+    transactional_db: None, world: World, queue_name: str, settings: Any
 ) -> None:
     admin = client_for(world.admin)
     assert admin.post(_url("pause")).status_code == 302
@@ -45,7 +47,7 @@ def test_pause_resume_and_skip_from_the_service_page(
     assert admin.post(_url("resume")).status_code == 302
     world.service.refresh_from_db()
     assert not world.service.paused
-    queue = Queue(queue_name, connection=Redis.from_url(settings.REDIS_URL))  # type: ignore[attr-defined]
+    queue = Queue(queue_name, connection=Redis.from_url(settings.REDIS_URL))
     assert queue.job_ids == [launch_job_id(older.pk), launch_job_id(newer.pk)]
     queue.empty()
 

@@ -75,7 +75,7 @@ def test_every_terminal_path_notifies_once(
 
     drain(queue_name, until=lambda: NotificationDelivery.objects.filter(status=DeliveryStatus.SENT).count() == 3)
     drain(queue_name, until=lambda: True)
-    sent = {(d.run.service.name, d.kind) for d in NotificationDelivery.objects.select_related("run__service")}
+    sent = set(NotificationDelivery.objects.values_list("run__service__name", "kind"))
     assert sent == {("exits", "failed"), ("slow", "timed_out"), ("refused", "failed")}
     bodies = sorted((json.loads(r.body)["service"], json.loads(r.body)["reason"]) for r in receiver.requests)
     assert bodies[0] == ("exits", "BackoffLimitExceeded")
