@@ -9,9 +9,10 @@ from urllib.parse import urlsplit
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from k8x_core.models import NotificationRule, NotifyChannel, Project, Run, RunStatus, Service
+from k8x_core.runs.finish import rules_wanting
 
 MAX_EMAILS = 20
 
@@ -148,12 +149,9 @@ def run_notify_kind(*, run: Run) -> str | None:
 
 def rules_for_run(*, run: Run, kind: str) -> QuerySet[NotificationRule]:
     """The active rules of the run's project (all services, or the run's) that want ``kind``."""
-    return NotificationRule.objects.filter(
-        Q(service__isnull=True) | Q(service_id=run.service_id),
-        project_id=run.service.project_id,
-        active=True,
-        **{_KIND_FLAG[kind]: True},
-    ).order_by("pk")
+    return rules_wanting(project_id=run.service.project_id, service_id=run.service_id, flag=_KIND_FLAG[kind]).order_by(
+        "pk"
+    )
 
 
 def rule_url_display(*, url: str) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import uuid
 from functools import partial
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, Subquery
+from django.db.models import Q, QuerySet, Subquery
 
 from k8x_core.models import NotificationRule, Run, RunStatus
 from k8x_core.runs.queue import launch_queue
@@ -37,6 +38,14 @@ def run_notify_enqueue_now(*, run_id: uuid.UUID | str) -> None:
     launch_queue().enqueue(NOTIFY_RUN_JOB, str(run_id), job_id=notify_job_id(run_id), result_ttl=0, failure_ttl=86400)
 
 
+def rules_wanting(*, project_id: Any, service_id: Any, flag: str) -> QuerySet[NotificationRule]:
+    """The active rules of a project (for all its services, or for this one) with
+    ``flag`` set (ids or subqueries). The one definition of which rules apply."""
+    return NotificationRule.objects.filter(
+        Q(service__isnull=True) | Q(service_id=service_id), project_id=project_id, active=True, **{flag: True}
+    )
+
+
 def run_finished(*, run_id: uuid.UUID | str, status: RunStatus | str) -> bool:
     """Called by ``run_transition`` after it moved a run to a terminal status.
     True when the notifications job will be enqueued (on commit)."""
@@ -44,12 +53,11 @@ def run_finished(*, run_id: uuid.UUID | str, status: RunStatus | str) -> bool:
     if flag is None:
         return False
     run = Run.objects.filter(pk=run_id)
-    wanted = (
-        NotificationRule.objects.filter(active=True, **{flag: True})
-        .filter(project_id=Subquery(run.values("service__project_id")[:1]))
-        .filter(Q(service__isnull=True) | Q(service_id=Subquery(run.values("service_id")[:1])))
-        .exists()
-    )
+    wanted = rules_wanting(
+        project_id=Subquery(run.values("service__project_id")[:1]),
+        service_id=Subquery(run.values("service_id")[:1]),
+        flag=flag,
+    ).exists()
     if wanted:
         # robust: Redis away must not fail the watcher or launcher that ended the run
         # (the notification is lost then, and the error logged).
