@@ -51,6 +51,10 @@ def delivery_retry() -> Retry | None:
     return Retry(max=retries, interval=[base * 2**i for i in range(retries)])
 
 
+def delivery_job_id(delivery_id: int) -> str:
+    return f"notify-delivery-{delivery_id}"
+
+
 def deliveries_enqueue_now(*, delivery_ids: Sequence[int]) -> None:
     queue = launch_queue()
     for delivery_id in delivery_ids:
@@ -58,7 +62,7 @@ def deliveries_enqueue_now(*, delivery_ids: Sequence[int]) -> None:
         queue.enqueue(
             DELIVER_JOB,
             delivery_id,
-            job_id=f"notify-delivery-{delivery_id}",
+            job_id=delivery_job_id(delivery_id),
             retry=delivery_retry(),
             result_ttl=0,
             failure_ttl=86400,
