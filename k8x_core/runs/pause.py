@@ -15,7 +15,7 @@ from django.utils import timezone
 from k8x_core.models import Run, RunStatus, Service
 from k8x_core.runs.launch import service_queue_advance
 from k8x_core.runs.live import live_publish_status
-from k8x_core.runs.queue import runs_enqueue_each_now
+from k8x_core.runs.queue import runs_enqueue_now
 from k8x_core.runs.transitions import run_transition
 
 SKIPPED = "Skipped"
@@ -39,7 +39,9 @@ def service_resume(*, service: Service) -> list[uuid.UUID]:
             .values_list("id", flat=True)
         )
         if ids:
-            transaction.on_commit(lambda: runs_enqueue_each_now(run_ids=ids))
+            # Chunked as the hub does (K8X_LAUNCH_CHUNK runs per job, in order): a long
+            # pause may have held many runs.
+            transaction.on_commit(lambda: runs_enqueue_now(run_ids=ids))
         return ids
 
 

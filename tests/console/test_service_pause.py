@@ -12,7 +12,6 @@ from rq import Queue
 
 from k8x_core.models import Run, RunStatus, TriggerKind
 from k8x_core.runs.launch import LaunchResult, run_launch
-from k8x_core.runs.queue import launch_job_id
 from tests.console.conftest import World, client_for
 
 
@@ -48,7 +47,9 @@ def test_pause_resume_and_skip_from_the_service_page(
     world.service.refresh_from_db()
     assert not world.service.paused
     queue = Queue(queue_name, connection=Redis.from_url(settings.REDIS_URL))
-    assert queue.job_ids == [launch_job_id(older.pk), launch_job_id(newer.pk)]
+    (job,) = queue.get_jobs()
+    assert job.func_name == "worker.jobs.launch_runs"
+    assert job.args == ([str(older.pk), str(newer.pk)],)
     queue.empty()
 
     # Skip pending cancels what is still queued.

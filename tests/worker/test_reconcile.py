@@ -119,7 +119,8 @@ def test_paused_services_runs_are_left_for_the_resume(service: Service, queue_na
     assert job_ids(queue_name) == set()
 
     service_resume(service=service)
-    assert job_ids(queue_name) == {f"launch-{held.pk}"}
+    assert launch_jobs_lookup(queue_name=queue_name, run_ids=[str(held.pk)]) != [None]
+    assert runs_reconcile(older_than=60) == 0  # it has a live (chunk) job now
 
 
 def test_pending_deliveries_without_a_job_are_enqueued_again(service: Service, queue_name: str, settings: Any) -> None:
