@@ -381,3 +381,33 @@ class MemberForm(forms.Form):
             return get_user_model().objects.get(username=username)
         except get_user_model().DoesNotExist:
             raise forms.ValidationError(f"No user named {username}.") from None
+
+
+class NotificationRuleForm(forms.Form):
+    """A notification rule (issue 15); the domain (k8x_core.notify.rules) checks the rest."""
+
+    name = forms.CharField(max_length=100)
+    service = forms.ChoiceField(required=False, help_text="Empty: every service of the project.")
+    on_failed = forms.BooleanField(required=False, initial=True, label="On failed")
+    on_timed_out = forms.BooleanField(required=False, initial=True, label="On timed out")
+    on_recovered = forms.BooleanField(
+        required=False, label="On succeeded after failure", help_text="The service's previous finished run failed."
+    )
+    channel = forms.ChoiceField(choices=[("webhook", "webhook"), ("email", "e-mail")], initial="webhook")
+    url = forms.CharField(max_length=2000, required=False, label="Webhook URL")
+    slack = forms.BooleanField(required=False, label='Slack-compatible body {"text": ...}')
+    secret = forms.CharField(
+        max_length=200,
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Signs the body (X-K8X-Signature-256). Empty: generated on creation, kept on change.",
+    )
+    emails = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), label="E-mail addresses", help_text="Comma separated."
+    )
+    active = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = list(Service.objects.filter(project=project).order_by("name").values_list("name", flat=True))
+        self.fields["service"].choices = [("", "(all services)")] + [(n, n) for n in names]  # type: ignore[attr-defined]

@@ -6,9 +6,11 @@ from django.urls import URLPattern, URLResolver, path
 from console.views import (
     dashboard,
     events,
+    notifications,  # issue 15
     projects,
     repos,  # git deployment (issue 8)
     runs,
+    service_pause,  # issue 15
     services,
 )
 
@@ -36,6 +38,14 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "projects/<slug:slug>/services/<slug:name>/triggers/<int:trigger_id>/delete/",
         services.trigger_delete,
         name="trigger_delete",
+    ),
+    # Pause (issue 15)
+    path("projects/<slug:slug>/services/<slug:name>/pause/", service_pause.service_pause, name="service_pause"),
+    path("projects/<slug:slug>/services/<slug:name>/resume/", service_pause.service_resume, name="service_resume"),
+    path(
+        "projects/<slug:slug>/services/<slug:name>/skip-pending/",
+        service_pause.service_skip_pending,
+        name="service_skip_pending",
     ),
     # Runs
     path("runs/", runs.run_list, name="run_list"),
@@ -79,6 +89,23 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "projects/<slug:slug>/members/<int:member_id>/remove/",
         projects.project_member_remove,
         name="project_member_remove",
+    ),
+    # Notifications (issue 15)
+    path("projects/<slug:slug>/notifications/", notifications.project_notifications, name="project_notifications"),
+    path(
+        "projects/<slug:slug>/notifications/<int:rule_id>/",
+        notifications.notification_rule_edit,
+        name="notification_rule_edit",
+    ),
+    path(
+        "projects/<slug:slug>/notifications/<int:rule_id>/delete/",
+        notifications.notification_rule_delete,
+        name="notification_rule_delete",
+    ),
+    path(
+        "projects/<slug:slug>/notifications/<int:rule_id>/test/",
+        notifications.notification_rule_test,
+        name="notification_rule_test",
     ),
     # Git repositories (issue 8) add their routes below.
     # --- git deployment (issue 8, owned by the git deployment engineer) ---

@@ -108,6 +108,21 @@ K8X_QUEUE = env.str("K8X_QUEUE", default="k8x")
 # The hub puts up to this many runs into one launch job (worker.jobs.launch_runs).
 K8X_LAUNCH_CHUNK = env.int("K8X_LAUNCH_CHUNK", default=25)
 
+# Notifications (k8x_core.notify): the console address put into them, and how a
+# delivery is retried (attempt n+1 waits K8X_NOTIFY_BACKOFF_SECONDS * 2**(n-1)).
+K8X_CONSOLE_URL = env.str("K8X_CONSOLE_URL", default="http://127.0.0.1:8000")
+K8X_NOTIFY_RETRIES = env.int("K8X_NOTIFY_RETRIES", default=5)
+K8X_NOTIFY_BACKOFF_SECONDS = env.int("K8X_NOTIFY_BACKOFF_SECONDS", default=10)
+K8X_NOTIFY_TIMEOUT_SECONDS = env.float("K8X_NOTIFY_TIMEOUT_SECONDS", default=10.0)
+# E-mail notifications go through Django's SMTP backend.
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="k8x@localhost")
+
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 ALLOWED_HOSTS = env.list(

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from k8x_core import models
 from k8x_core.crypto import secret_encrypt
 from k8x_core.hub.matching import trigger_clean
+from k8x_core.notify.rules import rule_url_display
 
 MASK = "••••••••"
 
@@ -192,3 +193,32 @@ class GitRepositoryAdmin(admin.ModelAdmin[models.GitRepository]):
 admin.site.register(models.ScheduleTick)
 admin.site.register(models.SyncRecord)
 admin.site.site_header = "K8X administration"
+
+
+@admin.register(models.NotificationRule)
+class NotificationRuleAdmin(admin.ModelAdmin[models.NotificationRule]):
+    """Rules are made in the console (the secret is shown once there); here they can be
+    inspected, switched off and deleted. The URL's path may be a credential: not shown."""
+
+    list_display = ["name", "project", "service", "channel", "masked_url", "active"]
+    list_filter = ["channel", "active"]
+    exclude = ["url"]
+    readonly_fields = ["masked_url", "created_by"]
+
+    @admin.display(description="URL")
+    def masked_url(self, obj: models.NotificationRule) -> str:
+        return rule_url_display(url=obj.url)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(models.NotificationDelivery)
+class NotificationDeliveryAdmin(admin.ModelAdmin[models.NotificationDelivery]):
+    list_display = ["rule", "run", "kind", "channel", "status", "attempts", "response_code", "created_at"]
+    list_filter = ["status", "channel", "kind"]
+    raw_id_fields = ["run"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -111,6 +111,9 @@ class Service(models.Model):
     description = models.TextField(blank=True)
     tags = models.JSONField(default=list, blank=True)
     active = models.BooleanField(default=True)
+    # Paused: triggers still match and runs are queued, but none is launched
+    # until the service is resumed (k8x_core.runs.pause).
+    paused = models.BooleanField(default=False)
     allow_manual_triggering = models.BooleanField(default=True)
     # Simple fields ...
     image = models.CharField(max_length=500, blank=True)
@@ -511,3 +514,104 @@ class SyncRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} {self.status} {self.commit[:12] or self.source}"
+
+
+class NotifyChannel(models.TextChoices):
+    WEBHOOK = "webhook", "webhook"
+    EMAIL = "email", "e-mail"
+
+
+class NotificationRule(models.Model):
+    """Tell a webhook or e-mail addresses when runs of a project (or of one of
+    its services) fail, time out or succeed again after a failure."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="notification_rules")
+    # None: every service of the project.
+    service = models.ForeignKey(
+        Service, null=True, blank=True, on_delete=models.CASCADE, related_name="notification_rules"
+    )
+    name = models.CharField(max_length=100)
+    on_failed = models.BooleanField(default=True)
+    on_timed_out = models.BooleanField(default=True)
+    on_recovered = models.BooleanField(default=False, help_text="Succeeded after the previous run failed.")
+    channel = models.CharField(max_length=10, choices=NotifyChannel.choices)
+    url = models.CharField(max_length=2000, blank=True)
+    slack = models.BooleanField(default=False, help_text='Send a Slack-compatible body {"text": ...}.')
+    secret_ciphertext = models.TextField(blank=True, editable=False)
+    emails = models.JSONField(default=list, blank=True)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="notificationrule_unique_name"),
+            models.CheckConstraint(
+                condition=Q(channel__in=NotifyChannel.values), name="notificationrule_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=(Q(channel=NotifyChannel.WEBHOOK) & ~Q(url="") & ~Q(secret_ciphertext=""))
+                | (Q(channel=NotifyChannel.EMAIL) & ~Q(emails=[])),
+                name="notificationrule_channel_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(on_failed=True) | Q(on_timed_out=True) | Q(on_recovered=True),
+                name="notificationrule_some_event",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.name} ({self.channel})"
+
+    def __repr__(self) -> str:
+        return f"<NotificationRule {self.project_id}/{self.name} secret=******>"
+
+    def set_secret(self, plaintext: str) -> None:
+        self.secret_ciphertext = secret_encrypt(plaintext=plaintext)
+
+    def reveal_secret(self) -> str:
+        return secret_decrypt(ciphertext=self.secret_ciphertext)
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    SENT = "sent", "sent"
+    FAILED = "failed", "failed"
+
+
+class NotificationDelivery(models.Model):
+    """One notification of one rule about one run (or a test), with its attempts."""
+
+    rule = models.ForeignKey(NotificationRule, on_delete=models.CASCADE, related_name="deliveries")
+    # None: a test notification.
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    channel = models.CharField(max_length=10, choices=NotifyChannel.choices)
+    # What it tells: failed, timed_out, recovered or test.
+    kind = models.CharField(max_length=10)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A run is notified once per rule, however often its job runs.
+            models.UniqueConstraint(
+                fields=["rule", "run"], condition=Q(run__isnull=False), name="notificationdelivery_unique_run"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=DeliveryStatus.values), name="notificationdelivery_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["rule", "-created_at"], name="notifdelivery_rule_time")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.kind} run {self.run_id}: {self.status}"

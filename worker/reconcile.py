@@ -7,6 +7,10 @@ either its own (``launch-<run id>``) or the hub's chunk job listed for it in
 live. The launcher claims a run by a conditional status update and Job names
 are deterministic, so a second enqueue never launches twice.
 
+Pending notification deliveries whose job is gone (Redis lost it, its worker
+died mid-attempt) are enqueued again the same way, or marked ``failed`` once
+they have used their attempts (``deliveries_reconcile``).
+
 Run it with ``manage.py k8x_reconcile`` (a loop; ``--once`` for one pass).
 """
 
@@ -15,10 +19,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from rq.job import Job, JobStatus
 
-from k8x_core.models import Run, RunStatus
+from k8x_core.models import DeliveryStatus, NotificationDelivery, Run, RunStatus
+from k8x_core.notify.deliveries import deliveries_enqueue_now, delivery_job_id
 from k8x_core.runs.queue import (
     launch_job_id,
     launch_jobs_forget,
@@ -68,13 +74,14 @@ def _missing_jobs(run_ids: list[str]) -> list[str]:
 
 def runs_reconcile(*, older_than: timedelta | float) -> int:
     """Re-enqueue ``queued`` runs created before ``now - older_than`` that
-    have no live launch job. Returns how many were enqueued."""
+    have no live launch job. Runs of paused services wait for the resume (which
+    enqueues them), so they are left alone. Returns how many were enqueued."""
     if not isinstance(older_than, timedelta):
         older_than = timedelta(seconds=older_than)
     cutoff = timezone.now() - older_than
     stale = [
         str(rid)
-        for rid in Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=cutoff)
+        for rid in Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=cutoff, service__paused=False)
         .order_by("created_at")
         .values_list("id", flat=True)
     ]
@@ -85,10 +92,41 @@ def runs_reconcile(*, older_than: timedelta | float) -> int:
             continue
         # Still queued now? (A launcher may have claimed some meanwhile.)
         still = [
-            str(rid) for rid in Run.objects.filter(pk__in=missing, status=RunStatus.QUEUED).values_list("id", flat=True)
+            str(rid)
+            for rid in Run.objects.filter(pk__in=missing, status=RunStatus.QUEUED, service__paused=False).values_list(
+                "id", flat=True
+            )
         ]
         runs_enqueue_each_now(run_ids=still)
         enqueued += len(still)
     if enqueued:
         logger.warning("reconciler re-enqueued %s queued runs that had no launch job", enqueued)
     return enqueued
+
+
+def deliveries_reconcile(*, older_than: timedelta | float) -> int:
+    """Re-enqueue ``pending`` notification deliveries untouched since ``now -
+    older_than`` that have no live job (one waiting for its retry has a scheduled
+    job, so it is left alone); those past their attempts are marked failed.
+    Returns how many were enqueued."""
+    if not isinstance(older_than, timedelta):
+        older_than = timedelta(seconds=older_than)
+    cutoff = timezone.now() - older_than
+    pending = list(
+        NotificationDelivery.objects.filter(status=DeliveryStatus.PENDING, updated_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("id", "attempts")[:_CHUNK]
+    )
+    if not pending:
+        return 0
+    jobs = Job.fetch_many([delivery_job_id(pk) for pk, _ in pending], connection=launch_queue().connection)
+    lost = [(pk, attempts) for (pk, attempts), job in zip(pending, jobs, strict=True) if not _live(job)]
+    used_up = [pk for pk, attempts in lost if attempts > int(settings.K8X_NOTIFY_RETRIES)]
+    NotificationDelivery.objects.filter(pk__in=used_up, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED, updated_at=timezone.now()
+    )
+    again = [pk for pk, attempts in lost if attempts <= int(settings.K8X_NOTIFY_RETRIES)]
+    deliveries_enqueue_now(delivery_ids=again)
+    if again:
+        logger.warning("reconciler re-enqueued %s notification deliveries that had no job", len(again))
+    return len(again)

@@ -60,6 +60,7 @@ class LaunchResult(enum.StrEnum):
     DEFERRED = "deferred"  # over the service's max concurrency: still queued
     SKIPPED = "skipped"  # not queued any more (or gone)
     FAILED = "failed"  # the Job was refused; the run is failed with the API's message
+    PAUSED = "paused"  # the service is paused: still queued, enqueued again on resume
 
 
 def _failpoint(name: str) -> None:
@@ -150,8 +151,8 @@ def _oldest_queued(service_id: int, limit: int) -> list[uuid.UUID]:
 def service_queue_advance(*, service_id: int) -> list[uuid.UUID]:
     """Enqueue the oldest queued runs of a concurrency-limited service that fit in its
     free slots (after a run ended). Returns their ids."""
-    service = Service.objects.filter(pk=service_id).only("max_concurrency").first()
-    if service is None or not service.max_concurrency:
+    service = Service.objects.filter(pk=service_id).only("max_concurrency", "paused").first()
+    if service is None or service.paused or not service.max_concurrency:
         return []
     free = service.max_concurrency - _active_count(service_id)
     ids = _oldest_queued(service_id, free)
@@ -231,6 +232,9 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         # Switched off after the run was queued: it never starts.
         _end(run, to=RunStatus.CANCELLED, reason="ServiceInactive", message=f"service {service.name} is inactive")
         return LaunchResult.SKIPPED
+    if service.paused:
+        # Held, without a Job, until resumed (k8x_core.runs.pause enqueues it then).
+        return LaunchResult.PAUSED
 
     token = run_token_issue(
         run_id=run.pk,

@@ -1,5 +1,6 @@
 """Run state changes. Every change is a claim: it names the statuses it moves
-from, and only one writer can win it."""
+from, and only one writer can win it. Every status change passes here, so a
+run's end is noticed here too (``k8x_core.runs.finish``: notifications)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from django.db.models import Q
 
-from k8x_core.models import STATUS_RANK, Run, RunStatus
+from k8x_core.models import STATUS_RANK, TERMINAL_STATUSES, Run, RunStatus
+from k8x_core.runs.finish import run_finished
 
 
 def run_transition(
@@ -26,4 +28,7 @@ def run_transition(
     allowed = [s for s in from_statuses if STATUS_RANK[s] < STATUS_RANK[to]]
     if not allowed:
         return False
-    return Run.objects.filter(Q(pk=run_id) & Q(status__in=allowed)).update(status=to, **fields) == 1
+    moved = Run.objects.filter(Q(pk=run_id) & Q(status__in=allowed)).update(status=to, **fields) == 1
+    if moved and to in TERMINAL_STATUSES:
+        run_finished(run_id=run_id, status=to)
+    return moved

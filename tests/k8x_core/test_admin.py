@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from k8x_core.admin import MASK
-from k8x_core.models import Project, Secret, Webhook
+from k8x_core.models import NotificationRule, Project, Secret, Webhook
 from k8x_core.runs.configs import secret_set
 
 pytestmark = pytest.mark.django_db
@@ -74,3 +74,14 @@ def test_webhook_secret_masked(admin_client_: Client) -> None:
 def test_every_model_has_an_admin(admin_client_: Client) -> None:
     for model in apps.get_app_config("k8x_core").get_models():
         assert admin.site.is_registered(model), model.__name__
+
+
+def test_notification_rule_secret_and_url_path_hidden(admin_client_: Client) -> None:
+    project = Project.objects.create(slug="notes")
+    rule = NotificationRule(project=project, name="slack", channel="webhook", url="https://hooks.test/T1/B2/tok3n")
+    rule.set_secret(PLAIN)
+    rule.save()
+    for url in ("/admin/k8x_core/notificationrule/", f"/admin/k8x_core/notificationrule/{rule.pk}/change/"):
+        body = admin_client_.get(url).content.decode()
+        assert PLAIN not in body and rule.secret_ciphertext not in body
+        assert "tok3n" not in body and "https://hooks.test/…" in body

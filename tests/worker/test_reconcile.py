@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import django_rq
 import pytest
@@ -13,9 +14,22 @@ from django.core.management import call_command
 from django.utils import timezone
 from rq.job import JobStatus
 
-from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, Service, TriggerKind
+from k8x_core.models import (
+    DeliveryStatus,
+    Event,
+    EventOutcome,
+    NotificationDelivery,
+    NotificationRule,
+    Project,
+    Run,
+    RunStatus,
+    Service,
+    TriggerKind,
+)
+from k8x_core.notify.deliveries import deliveries_enqueue_now
+from k8x_core.runs.pause import service_pause, service_resume
 from k8x_core.runs.queue import CHUNK_JOB_PREFIX, launch_jobs_lookup, run_enqueue_now, runs_enqueue_now
-from worker.reconcile import runs_reconcile
+from worker.reconcile import deliveries_reconcile, runs_reconcile
 
 # Transactional: enqueueing happens on commit (django-rq and k8x_core.runs.queue).
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,3 +110,44 @@ def test_runs_in_a_live_chunk_job_are_left_alone_and_found_once_it_is_gone(servi
     assert {f"launch-{rid}" for rid in lost} <= ids
     assert launch_jobs_lookup(queue_name=queue_name, run_ids=sorted(lost)) == [None, None]
     assert runs_reconcile(older_than=60) == 0
+
+
+def test_paused_services_runs_are_left_for_the_resume(service: Service, queue_name: str) -> None:
+    service_pause(service=service)
+    held = make_run(service, age_seconds=600)
+    assert runs_reconcile(older_than=60) == 0
+    assert job_ids(queue_name) == set()
+
+    service_resume(service=service)
+    assert launch_jobs_lookup(queue_name=queue_name, run_ids=[str(held.pk)]) != [None]
+    assert runs_reconcile(older_than=60) == 0  # it has a live (chunk) job now
+
+
+def test_pending_deliveries_without_a_job_are_enqueued_again(service: Service, queue_name: str, settings: Any) -> None:
+    settings.K8X_NOTIFY_RETRIES = 2
+    rule = NotificationRule.objects.create(project=service.project, name="m", channel="email", emails=["a@x.test"])
+    run = make_run(service, age_seconds=600, status=RunStatus.FAILED)
+    old = timezone.now() - timedelta(seconds=600)
+
+    def delivery(attempts: int, *, age: timedelta | None = None, **fields: Any) -> NotificationDelivery:
+        d = NotificationDelivery.objects.create(rule=rule, channel="email", kind="test", attempts=attempts, **fields)
+        NotificationDelivery.objects.filter(pk=d.pk).update(updated_at=timezone.now() - age if age else old)
+        return d
+
+    lost = delivery(1)  # its worker died, or Redis lost it
+    used_up = delivery(3)
+    waiting = delivery(1)  # its retry is scheduled
+    deliveries_enqueue_now(delivery_ids=[waiting.pk])
+    fresh = delivery(0, age=timedelta(seconds=1))
+    sent = delivery(1, run=run, status=DeliveryStatus.SENT)
+
+    assert deliveries_reconcile(older_than=60) == 1
+    assert job_ids(queue_name) == {f"notify-delivery-{waiting.pk}", f"notify-delivery-{lost.pk}"}
+    statuses = dict(NotificationDelivery.objects.values_list("pk", "status"))
+    assert statuses == {
+        lost.pk: "pending",
+        used_up.pk: "failed",
+        waiting.pk: "pending",
+        fresh.pk: "pending",
+        sent.pk: "sent",
+    }

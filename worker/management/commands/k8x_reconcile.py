@@ -1,7 +1,8 @@
 """``manage.py k8x_reconcile``: re-enqueue stale ``queued`` runs whose launch
-job is not in Redis (worker.reconcile), every half K8X_RECONCILE_AFTER_SECONDS.
-SIGTERM/SIGINT end the loop after the current pass. ``--health-port``: /healthz,
-/readyz, /metrics (k8x_core.process.health)."""
+job is not in Redis, and pending notification deliveries without a job
+(worker.reconcile), every half K8X_RECONCILE_AFTER_SECONDS. SIGTERM/SIGINT end
+the loop after the current pass. ``--health-port``: /healthz, /readyz, /metrics
+(k8x_core.process.health)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
-from worker.reconcile import runs_reconcile
+from worker.reconcile import deliveries_reconcile, runs_reconcile
 
 logger = logging.getLogger("worker.reconcile")
 
@@ -54,6 +55,7 @@ class Command(BaseCommand):
             health.beat()
             try:
                 runs_reconcile(older_than=older_than)
+                deliveries_reconcile(older_than=older_than)
                 problem.clear()
             except (DatabaseError, RedisError) as exc:
                 # Lost database or Redis: try again next round.
