@@ -165,6 +165,21 @@ class RunAdmin(admin.ModelAdmin[models.Run]):
     show_full_result_count = False
 
 
+@admin.register(models.RunLog)
+class RunLogAdmin(admin.ModelAdmin[models.RunLog]):
+    """Read-only: a run's log is what its containers printed."""
+
+    list_display = ["id", "run", "bytes"]
+    raw_id_fields = ["run"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: models.RunLog | None = None) -> bool:
+        return False
+
+
 class GitRepositoryAdminForm(forms.ModelForm[models.GitRepository]):
     https_token = forms.CharField(
         widget=forms.PasswordInput(render_value=False), required=False, help_text="Write-only."

@@ -215,3 +215,17 @@ def admin_namespace_delete(kube_api: Any, name: str) -> None:
     except ApiException as exc:  # already gone is fine
         if exc.status != 404:
             raise
+
+
+def admin_job_exists(kube_api: Any, namespace: str, name: str) -> bool:
+    """Whether a Job exists, asked as admin (K8X's identity has rights only in namespaces it bound)."""
+    from kubernetes import client  # lazily, like the fixtures above: only cluster tests need it
+    from kubernetes.client.rest import ApiException
+
+    try:
+        client.BatchV1Api(kube_api).read_namespaced_job(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True

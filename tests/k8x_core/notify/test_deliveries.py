@@ -17,6 +17,7 @@ from django.utils import timezone
 from k8x_core.models import DeliveryStatus, NotificationDelivery, NotifyChannel, Run, RunStatus, Service, TriggerKind
 from k8x_core.notify.rules import rule_save
 from k8x_core.runs.configs import secret_set
+from k8x_core.runs.logs import run_log_append
 from k8x_core.runs.transitions import run_transition
 from tests.notify_support import Receiver, SmtpSink, drain, free_port
 from worker.notify_jobs import notify_run
@@ -26,6 +27,8 @@ def finish(service: Service, status: RunStatus, **fields: Any) -> Run:
     run = Run.objects.create(
         service=service, trigger_kind=TriggerKind.MANUAL, status=RunStatus.RUNNING, correlation_id="corr-7"
     )
+    if "log" in fields:
+        assert run_log_append(run_id=run.pk, text=fields.pop("log"))
     assert run_transition(run_id=run.pk, to=status, finished_at=timezone.now(), **fields)
     return Run.objects.get(pk=run.pk)
 

@@ -10,12 +10,13 @@ from typing import Any
 import django_rq
 import pytest
 
-from k8x_core import kube
 from k8x_core.models import Run, RunStatus, Service, run_job_name
 from k8x_core.runs.launch import LaunchResult, run_launch
+from k8x_core.runs.logs import run_log_text
 from k8x_core.runs.pause import service_pause, service_resume
 from k8x_core.runs.queue import launch_job_id
 from k8x_core.watch.watcher import Watcher
+from tests.cluster_fixtures import admin_job_exists
 from tests.k8x_core.runs.conftest import send_event, wait_run
 
 pytestmark = pytest.mark.cluster
@@ -26,6 +27,7 @@ def test_paused_run_stays_queued_and_resume_launches_it(
     queue_name: str,
     watcher: Watcher,
     start_worker: Callable[..., Any],
+    kube_api: Any,
 ) -> None:
     service = make_service("held", command=["sh", "-c", "echo resumed"])
     service_pause(service=service)
@@ -35,8 +37,7 @@ def test_paused_run_stays_queued_and_resume_launches_it(
     assert run_launch(run_id=run.pk) == LaunchResult.PAUSED
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
-    with pytest.raises(kube.KubeNotFound):
-        kube.job_get(namespace=service.project.namespace, name=run_job_name(run.pk))
+    assert not admin_job_exists(kube_api, service.project.namespace, run_job_name(run.pk))
     # The hub's enqueue was taken by that launch; nothing is re-enqueued while paused.
     django_rq.get_queue(queue_name).empty()
 
@@ -44,7 +45,7 @@ def test_paused_run_stays_queued_and_resume_launches_it(
     start_worker(burst=True, simple=True)
     done = wait_run(run.pk)
     assert done.status == RunStatus.SUCCEEDED, (done.reason, done.message)
-    assert "resumed" in done.log
+    assert "resumed" in run_log_text(done.pk)
 
 
 def test_resume_respects_max_concurrency(make_service: Callable[..., Service], queue_name: str) -> None:

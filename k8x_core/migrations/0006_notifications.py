@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('k8x_core', '0003_run_event_cascade'),
+        ('k8x_core', '0005_runlog'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
