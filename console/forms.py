@@ -12,7 +12,6 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
-from k8x_core.catalog.services import ServiceInvalid, job_template_parse
 from k8x_core.hub.matching import trigger_clean
 from k8x_core.models import (
     DNS_LABEL_REGEX,
@@ -25,6 +24,7 @@ from k8x_core.models import (
     Trigger,
     TriggerKind,
 )
+from k8x_core.runs import validation
 
 env_key = RegexValidator(ENV_NAME_REGEX, "Use letters, digits and _ only, not starting with a digit.")
 
@@ -150,19 +150,23 @@ class ServiceForm(forms.ModelForm[Service]):
             raise forms.ValidationError(f"Not a valid cron expression: {schedule!r}.")
         return schedule
 
-    def clean_job_template(self) -> str:
-        text: str = self.cleaned_data["job_template"]
-        if text.strip():
-            try:
-                job_template_parse(text=text)
-            except ServiceInvalid as exc:
-                raise forms.ValidationError(str(exc)) from None
-        return text
-
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if not data.get("image", "").strip() and not data.get("job_template", "").strip():
-            self.add_error("image", "Give an image, or a Job template below.")
+        # The one validator of a service, the same as k8x_apply, git sync and the launcher.
+        _, problems = validation.service_check(
+            name=str(data.get("name") or self.instance.name or ""),
+            job_template=str(data.get("job_template") or ""),
+            image=str(data.get("image") or ""),
+            retries=data.get("retries"),
+            level=self.project.pod_security_level,
+        )
+        for problem in problems:
+            if problem.path == "image":
+                self.add_error("image", "Give an image, or a Job template below.")
+            elif problem.path == "retries" and "retries" in data:
+                self.add_error("retries", str(problem))
+            elif "job_template" in data:
+                self.add_error("job_template", str(problem))
         return data
 
     def _json_object(self, field: str) -> dict[str, Any]:

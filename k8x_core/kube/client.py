@@ -279,34 +279,86 @@ def _q(value: str) -> str:
 
 # --- namespaces ------------------------------------------------------------------
 
-_namespaces_known: set[str] = set()
+# name -> the labels this process last made sure of (skips the GET on the launch path).
+_namespaces_known: dict[str, dict[str, str]] = {}
 
 
 def namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool:
-    """Create the namespace if it is missing; True when this call created it."""
-    if name in _namespaces_known:
+    """Create the namespace if it is missing, and make sure it carries ``labels``
+    (an existing namespace is patched; other labels are left alone). True when
+    this call created it."""
+    wanted = {MANAGED_BY_LABEL: MANAGED_BY, **(labels or {})}
+    if _namespaces_known.get(name) == wanted:
         return False
-    body = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY, **(labels or {})}},
-    }
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": wanted}}
+    created = False
     try:
-        call("GET", f"/api/v1/namespaces/{_q(name)}")
-        created = False
+        current = call("GET", f"/api/v1/namespaces/{_q(name)}")
     except KubeNotFound:
         try:
             call("POST", "/api/v1/namespaces", body=body, query={"fieldManager": FIELD_MANAGER})
             created = True
         except KubeConflict:
-            created = False
-    _namespaces_known.add(name)
+            current = call("GET", f"/api/v1/namespaces/{_q(name)}")
+    if not created:
+        have = (current.get("metadata") or {}).get("labels") or {}
+        if any(have.get(k) != v for k, v in wanted.items()):
+            call(
+                "PATCH",
+                f"/api/v1/namespaces/{_q(name)}",
+                body={"metadata": {"labels": wanted}},
+                content_type="application/merge-patch+json",
+                query={"fieldManager": FIELD_MANAGER},
+            )
+    _namespaces_known[name] = wanted
     return created
+
+
+def _apply(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply (create or update to exactly K8X's fields); idempotent."""
+    result: dict[str, Any] = call(
+        "PATCH",
+        path,
+        body=body,
+        content_type="application/apply-patch+yaml",
+        query={"fieldManager": FIELD_MANAGER, "force": "true"},
+    )
+    return result
+
+
+def resourcequota_apply(*, namespace: str, name: str, hard: dict[str, str]) -> dict[str, Any]:
+    """Make the namespace's ResourceQuota ``name`` hold exactly these hard limits."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": {"hard": hard},
+    }
+    return _apply(f"/api/v1/namespaces/{_q(namespace)}/resourcequotas/{_q(name)}", body)
+
+
+def limitrange_apply(*, namespace: str, name: str, container: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Make the namespace's LimitRange ``name`` hold exactly this Container item
+    (``default``, ``defaultRequest``, ``max``, ``min`` ... as Kubernetes spells them)."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": name, "namespace": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": {"limits": [{"type": "Container", **container}]},
+    }
+    return _apply(f"/api/v1/namespaces/{_q(namespace)}/limitranges/{_q(name)}", body)
+
+
+def pod_dry_run(*, namespace: str, pod: dict[str, Any], deadline_seconds: float = 10.0) -> None:
+    """Server-side dry run of a Pod: admission (Pod Security included) judges it as if
+    it were created. Raises KubeInvalid with the API server's message on refusal."""
+    query = {"dryRun": "All", "fieldManager": FIELD_MANAGER}
+    call("POST", _pods(namespace), body=pod, query=query, deadline_seconds=deadline_seconds)
 
 
 def namespace_forget(*, name: str) -> None:
     """Drop a namespace from the created-already cache (after it was deleted)."""
-    _namespaces_known.discard(name)
+    _namespaces_known.pop(name, None)
 
 
 def namespace_delete(*, name: str) -> None:

@@ -43,10 +43,11 @@ from django.utils import timezone
 from k8x_core import kube
 from k8x_core.events.tokens import run_token_issue
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, Service, TriggerKind, run_job_name
-from k8x_core.runs import jobspec
+from k8x_core.runs import jobspec, validation
 from k8x_core.runs.configs import configs_resolve, secrets_resolve
 from k8x_core.runs.live import live_publish_status
 from k8x_core.runs.logs import run_log_store_final
+from k8x_core.runs.namespaces import project_namespace_ensure
 from k8x_core.runs.queue import run_enqueue
 from k8x_core.runs.transitions import run_transition
 
@@ -108,7 +109,7 @@ def service_secrets_sync(*, service: Service, force: bool = False, values: dict[
         known = _synced.get(key)
     if not force and known and known[0] == digest and now - known[1] < _SYNC_TTL_SECONDS:
         return False
-    kube.namespace_ensure(name=namespace, labels={jobspec.LABEL_PROJECT: service.project.slug})
+    project_namespace_ensure(project=service.project)
     kube.secret_apply(
         namespace=namespace,
         name=name,
@@ -215,6 +216,33 @@ def _create_job(run: Run, build: jobspec.JobBuild, namespace: str) -> tuple[Laun
     return result, job
 
 
+def _admission_refusal(build: jobspec.JobBuild, namespace: str) -> str:
+    """Pod Security admission's refusal of the Job's pod, if any ("" when admitted).
+
+    Admission judges the Job controller's pods, not the Job: a refused pod would
+    leave the Job without pods and the run waiting. A dry run of the pod asks
+    admission now, so the run fails with its message instead."""
+    template = build.job["spec"]["template"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": build.job["metadata"]["name"], "namespace": namespace, **_labels_of(template)},
+        "spec": template["spec"],
+    }
+    try:
+        kube.pod_dry_run(namespace=namespace, pod=pod)
+    except kube.KubeInvalid as exc:
+        # Other refusals (a missing service account right after the namespace was
+        # created, a field error) are the Job create's to report.
+        return exc.message if "PodSecurity" in exc.message else ""
+    return ""
+
+
+def _labels_of(template: dict[str, Any]) -> dict[str, Any]:
+    meta = template.get("metadata") or {}
+    return {"labels": meta.get("labels") or {}}
+
+
 def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
     """Launch a queued run as a Job (idempotent). Raises kube.KubeUnavailable when the
     cluster cannot be reached within the retry deadline: the run stays queued and is
@@ -236,6 +264,13 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         correlation_id=run.correlation_id,
         ttl_seconds=settings.K8X_RUN_TOKEN_TTL_SECONDS,
     )
+    # The one validator, again: the stored template may predate a rule, or have
+    # been written past the console (the database, an older K8X).
+    problems = validation.service_check_stored(service=service)
+    if problems:
+        _fail(run, reason="PolicyViolation", message="; ".join(str(p) for p in problems))
+        return LaunchResult.FAILED
+
     # One query for the secrets serves both the Job's references and the sync.
     secret_values = secrets_resolve(service=service)
     try:
@@ -255,8 +290,12 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         _fail(run, reason="InvalidJobTemplate", message=str(exc))
         return LaunchResult.FAILED
 
-    kube.namespace_ensure(name=namespace, labels={jobspec.LABEL_PROJECT: project.slug})
+    project_namespace_ensure(project=project)
     service_secrets_sync(service=service, values=secret_values)
+    refusal = _admission_refusal(build, namespace)
+    if refusal:
+        _fail(run, reason="PodSecurity", message=refusal)
+        return LaunchResult.FAILED
 
     if service.max_concurrency:
         with transaction.atomic():
