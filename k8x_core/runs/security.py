@@ -79,7 +79,9 @@ def security_defaults_apply(*, job: dict[str, Any], uid: int) -> None:
         pod_ctx["seccompProfile"] = {"type": "RuntimeDefault"}
     for container in containers:
         ctx = _mapping(container, "securityContext")
-        ctx.setdefault("allowPrivilegeEscalation", False)
+        if ctx.get("privileged") is not True:
+            # The API refuses privileged with no escalation; Pod Security judges such a pod.
+            ctx.setdefault("allowPrivilegeEscalation", False)
         caps = _mapping(ctx, "capabilities")
         drop = caps.get("drop")
         if not isinstance(drop, list):
