@@ -160,13 +160,18 @@ class ServiceForm(forms.ModelForm[Service]):
             retries=data.get("retries"),
             level=self.project.pod_security_level,
         )
+        # Grouped per field: add_error drops the field from cleaned_data at its first error.
+        by_field: dict[str, list[str]] = {}
         for problem in problems:
             if problem.path == "image":
-                self.add_error("image", "Give an image, or a Job template below.")
-            elif problem.path == "retries" and "retries" in data:
-                self.add_error("retries", str(problem))
-            elif "job_template" in data:
-                self.add_error("job_template", str(problem))
+                by_field.setdefault("image", []).append("Give an image, or a Job template below.")
+            elif problem.path == "retries":
+                by_field.setdefault("retries", []).append(str(problem))
+            else:
+                by_field.setdefault("job_template", []).append(str(problem))
+        for field, messages in by_field.items():
+            if field in data:
+                self.add_error(field, messages)
         return data
 
     def _json_object(self, field: str) -> dict[str, Any]:

@@ -86,9 +86,14 @@ class ServiceAdminForm(forms.ModelForm[models.Service]):
             retries=data.get("retries"),
             level=project.pod_security_level,
         )
+        # Grouped per field: add_error drops the field from cleaned_data at its first error.
+        by_field: dict[str, list[str]] = {}
         for problem in problems:
-            field = problem.path if problem.path in ("image", "retries") else "job_template"
-            self.add_error(field if field in self.fields else None, str(problem))
+            by_field.setdefault(problem.path if problem.path in ("image", "retries") else "job_template", []).append(
+                str(problem)
+            )
+        for field, texts in by_field.items():
+            self.add_error(field if field in self.fields else None, texts)
         return data
 
 

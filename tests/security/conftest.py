@@ -22,12 +22,14 @@ from k8x_core.catalog.git import repo_create, repo_sync
 from k8x_core.models import Membership, Project, Role, SyncRecord
 from k8x_core.runs.namespaces import project_namespace_forget
 from tests.k8x_core.catalog.conftest import GitServer, service_write
+from tests.k8x_core.catalog.conftest import git_server as git_server  # the git daemon fixture, shared
 
 SERVICE = "policy-svc"
 Found = set[tuple[str, str]]
 
-# "<path>: <message> [rule <rule>]" as K8X words a problem (console, k8x_apply).
-_PROBLEM = re.compile(r"(?:^|[\s>])([A-Za-z][\w.\[\]]*): [^\n<]*?\[rule ([a-z-]+)\]")
+# "<path>: <message> [rule <rule>]", as K8X words a problem: a form error item, a k8x_apply line.
+_FORM_PROBLEM = re.compile(r"<li>(\S+): [^<]*\[rule ([a-z-]+)\]</li>")
+_APPLY_PROBLEM = re.compile(r"^error: [^:]+: (\S+): .*\[rule ([a-z-]+)\]$", re.MULTILINE)
 
 
 @pytest.fixture
@@ -57,10 +59,6 @@ def admin_client(project: Project) -> Client:
     return client
 
 
-def problems_in(text: str) -> Found:
-    return set(_PROBLEM.findall(text))
-
-
 def via_console(client: Client, project: Project, *, deployment: str, retries: int = 0) -> Found:
     """POST the service form; the (path, rule) pairs shown at the form's fields."""
     response = client.post(
@@ -73,7 +71,7 @@ def via_console(client: Client, project: Project, *, deployment: str, retries: i
     for field in ("job_template", "retries"):
         _, sep, rest = html.partition(f'id="id_{field}_errors"')
         if sep:
-            found |= problems_in(rest.split("</ul>", 1)[0])
+            found |= set(_FORM_PROBLEM.findall(rest.split("</ul>", 1)[0]))
     return found
 
 
@@ -82,7 +80,7 @@ def via_apply(root: Path, project: Project) -> Found:
     out, err = StringIO(), StringIO()
     with pytest.raises(CommandError, match="nothing applied"):
         call_command("k8x_apply", str(root), "--project", project.slug, "--dry-run", stdout=out, stderr=err)
-    return problems_in(err.getvalue() + out.getvalue())
+    return set(_APPLY_PROBLEM.findall(err.getvalue()))
 
 
 def via_git(git_server: GitServer, tmp_path: Path, project: Project, *, deployment: str, retries: int = 0) -> Found:

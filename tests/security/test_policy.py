@@ -237,7 +237,7 @@ def test_the_same_bad_service_directory_gives_the_same_errors_everywhere(
         (f"{C0}.securityContext.privileged", "privileged"),
         (f"{POD}.volumes[0].hostPath", "host-path"),
     }
-    assert results["console"] == expected
+    assert results["console"] == expected, results
     assert results["k8x_apply"] == expected
     assert results["git"] == expected
 
