@@ -36,6 +36,7 @@ from django.db.models import Q
 from jsonschema import Draft202012Validator, SchemaError, ValidationError
 
 from k8x_core.catalog.services import service_set_active
+from k8x_core.hub.matching import triggers_cap_check
 from k8x_core.models import (
     DNS_LABEL_REGEX,
     ENV_NAME_REGEX,
@@ -543,6 +544,23 @@ def _managed_by_this_source(service: Service, repository: GitRepository | None) 
     return service.source_repo_id == (repository.pk if repository else None)
 
 
+def _triggers_cap_errors(project: Project | None, specs: list[ServiceSpec]) -> list[SpecError]:
+    """The project's trigger count once these specs are applied, against the cap."""
+    kept = 0
+    if project is not None:
+        names = [spec.name for spec in specs]
+        # The git triggers of these services are replaced by the specs' own.
+        kept = (
+            Trigger.objects.filter(service__project=project).exclude(origin=Origin.GIT, service__name__in=names).count()
+        )
+    total = kept + sum(len(spec.trigger_events) for spec in specs)
+    message = triggers_cap_check(count=total)
+    if not message:
+        return []
+    first = next((spec for spec in specs if spec.trigger_events), specs[0])
+    return [SpecError(f"{first.directory}/{MANIFEST}", "trigger_events", message, "triggers-cap")]
+
+
 def plan_build(
     *, project: Project | None, project_slug: str, specs: list[ServiceSpec], repository: GitRepository | None = None
 ) -> Plan:
@@ -584,6 +602,7 @@ def plan_build(
         if service.origin != Origin.GIT:
             diff["origin"] = {"old": service.origin, "new": Origin.GIT.value}
         changes.append(Change("update" if diff else "unchanged", spec.name, spec.directory, diff))
+    errors += _triggers_cap_errors(project, specs)
     wanted = {spec.name for spec in specs}
     for name, service in sorted(existing.items()):
         if name not in wanted and service.active and _managed_by_this_source(service, repository):
