@@ -4,9 +4,11 @@ The pipeline is the same for a git sync and for ``k8x_apply``:
 
 1. ``servicedir_load`` reads every top-level directory holding a
    ``manifest.json`` and validates *everything* (manifest fields and types,
-   the Job template, with a server-side dry run, the parameters schema, the
-   configs, the cron expression, the trigger event types). It returns the
-   specs and every problem found, each naming its file and field.
+   the Job template and ``retries`` through the one validator of a service,
+   ``k8x_core.runs.validation``, then a server-side dry run of the Job the
+   launcher would build, the parameters schema, the configs, the cron
+   expression, the trigger event types). It returns the specs and every
+   problem found, each naming its file, field and (for policy) rule.
 2. ``plan_build`` compares the specs with the project's services: create,
    update (with a diff per field), deactivate (a service of the same source
    whose directory disappeared), unchanged.
