@@ -3,10 +3,9 @@ the namespace follows at once."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
 from django.test import Client
 
 from k8x_core import kube
@@ -66,8 +65,6 @@ def test_superuser_lowers_the_level_and_the_namespace_follows(project: Project) 
     assert quota["spec"]["hard"]["pods"] == "5"
 
 
-def test_the_database_refuses_privileged(project: Project, settings: Any) -> None:
-    from django.db import IntegrityError, transaction
-
+def test_the_database_refuses_privileged(project: Project) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         Project.objects.filter(pk=project.pk).update(pod_security_level="privileged")

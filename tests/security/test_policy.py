@@ -21,7 +21,7 @@ from django.test import Client
 from k8x_core import kube
 from k8x_core.models import Project, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import launch, validation
-from k8x_core.runs.namespaces import LIMITS_NAME, QUOTA_NAME
+from k8x_core.runs.namespaces import LIMITS_NAME, QUOTA_NAME, project_namespace_ensure
 from k8x_core.runs.security import project_uid
 from k8x_core.watch.watcher import Watcher
 from tests.k8x_core.catalog.conftest import GitServer, service_write
@@ -360,8 +360,6 @@ def test_plain_template_and_simple_service_run_under_restricted_defaults(project
 
 
 def test_project_namespace_carries_its_level_quota_and_limits(project: Project) -> None:
-    from k8x_core.runs.namespaces import project_namespace_ensure
-
     project.quota = {"pods": "7"}
     project.save()
     project_namespace_ensure(project=project)
