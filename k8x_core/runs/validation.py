@@ -181,6 +181,16 @@ def rule_service_account_token(job: dict[str, Any], ctx: Context) -> Iterator[Pr
             "service-account-token",
             "the service account token is never mounted in a K8X pod",
         )
+    for path, volume in _volumes(job):
+        projected = volume.get("projected")
+        sources = projected.get("sources") if isinstance(projected, dict) else None
+        for j, source in enumerate(sources if isinstance(sources, list) else []):
+            if isinstance(source, dict) and "serviceAccountToken" in source:
+                yield Problem(
+                    f"{path}.projected.sources[{j}].serviceAccountToken",
+                    "service-account-token",
+                    "the service account token is never mounted in a K8X pod",
+                )
 
 
 def rule_foreign_secret(job: dict[str, Any], ctx: Context) -> Iterator[Problem]:

@@ -110,6 +110,12 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
         "service-account-token",
     ),
     (
+        "projected-serviceAccountToken",
+        secret_volume({"projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}),
+        f"{POD}.volumes[0].projected.sources[0].serviceAccountToken",
+        "service-account-token",
+    ),
+    (
         "secret-volume",
         secret_volume({"secret": {"secretName": FOREIGN}}),
         f"{POD}.volumes[0].secret.secretName",
