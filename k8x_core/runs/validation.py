@@ -18,6 +18,7 @@ function below; ``RULES`` lists them.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
@@ -323,14 +324,26 @@ def service_check(
 
 def service_check_stored(*, service: Service) -> list[Problem]:
     """The check of a saved service, at its project's level (the launcher re-checks before every launch)."""
-    _, problems = service_check(
-        name=service.name,
-        job_template=service.job_template,
-        image=service.image,
-        retries=service.retries,
-        level=service.project.pod_security_level,
+    return list(
+        _stored_check(
+            service.name,
+            service.job_template,
+            service.image,
+            service.retries,
+            service.project.pod_security_level,
+            int(settings.K8X_MAX_RETRIES),
+        )
     )
-    return problems
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_check(
+    name: str, job_template: str, image: str, retries: int, level: str, max_retries: int
+) -> tuple[Problem, ...]:
+    # The launch path checks the same few templates over and over: remember the
+    # answer per input (the cap is part of the key, so a changed setting counts).
+    _, problems = service_check(name=name, job_template=job_template, image=image, retries=retries, level=level)
+    return tuple(problems)
 
 
 def service_dry_run(*, service: Service, namespace: str) -> list[Problem]:
