@@ -75,3 +75,15 @@ def test_triggers_per_project_are_capped(capped: Any, admin: tuple[Project, Clie
     assert "more/manifest.json: trigger_events: a project may have at most 3 triggers" in err.getvalue()
     assert "[rule triggers-cap]" in err.getvalue()
     assert Trigger.objects.filter(service__project=project).count() == 3
+
+
+def test_project_pages_show_the_level_and_only_a_superuser_gets_the_change_link(admin: tuple[Project, Client]) -> None:
+    project, client = admin
+    html = client.get(reverse("console:project_detail", args=[project.slug])).content.decode()
+    assert '<span class="mono" id="pod-security-level">restricted</span>' in html
+    assert "/admin/k8x_core/project/" not in html
+    root = User.objects.create_superuser(username="root-caps", password="caps-test-pw-2")
+    superuser = Client()
+    superuser.force_login(root)
+    html = superuser.get(reverse("console:project_detail", args=[project.slug])).content.decode()
+    assert f"/admin/k8x_core/project/{project.pk}/change/" in html
