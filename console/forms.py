@@ -11,7 +11,6 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
-from k8x_core.catalog.services import ServiceInvalid, job_template_parse
 from k8x_core.events.reserved import source_reserved_problem
 from k8x_core.events.scheduler import schedule_validate
 from k8x_core.hub.matching import trigger_clean
@@ -26,6 +25,7 @@ from k8x_core.models import (
     Trigger,
     TriggerKind,
 )
+from k8x_core.runs import validation
 
 env_key = RegexValidator(ENV_NAME_REGEX, "Use letters, digits and _ only, not starting with a digit.")
 
@@ -152,19 +152,28 @@ class ServiceForm(forms.ModelForm[Service]):
             raise forms.ValidationError(f"Not a valid cron expression: {problem}.")
         return schedule
 
-    def clean_job_template(self) -> str:
-        text: str = self.cleaned_data["job_template"]
-        if text.strip():
-            try:
-                job_template_parse(text=text)
-            except ServiceInvalid as exc:
-                raise forms.ValidationError(str(exc)) from None
-        return text
-
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if not data.get("image", "").strip() and not data.get("job_template", "").strip():
-            self.add_error("image", "Give an image, or a Job template below.")
+        # The one validator of a service, the same as k8x_apply, git sync and the launcher.
+        _, problems = validation.service_check(
+            name=str(data.get("name") or self.instance.name or ""),
+            job_template=str(data.get("job_template") or ""),
+            image=str(data.get("image") or ""),
+            retries=data.get("retries"),
+            level=self.project.pod_security_level,
+        )
+        # Grouped per field: add_error drops the field from cleaned_data at its first error.
+        by_field: dict[str, list[str]] = {}
+        for problem in problems:
+            if problem.path == "image":
+                by_field.setdefault("image", []).append("Give an image, or a Job template below.")
+            elif problem.path == "retries":
+                by_field.setdefault("retries", []).append(str(problem))
+            else:
+                by_field.setdefault("job_template", []).append(str(problem))
+        for field, messages in by_field.items():
+            if field in data:
+                self.add_error(field, messages)
         return data
 
     def _json_object(self, field: str) -> dict[str, Any]:

@@ -105,6 +105,22 @@ K8X_GIT_TIMEOUT_SECONDS = env.int("K8X_GIT_TIMEOUT_SECONDS", default=120)
 # Dry-run each deployment.yaml on the API server during a sync.
 K8X_GIT_VALIDATE_ON_CLUSTER = env.bool("K8X_GIT_VALIDATE_ON_CLUSTER", default=True)
 K8X_QUEUE = env.str("K8X_QUEUE", default="k8x")
+# Tenant isolation (README "Security model"): containers of a project whose template
+# sets no UID run as K8X_PROJECT_UID_BASE + project id.
+K8X_PROJECT_UID_BASE = env.int("K8X_PROJECT_UID_BASE", default=100000)
+# Each project namespace's ResourceQuota (hard) and LimitRange (per-container
+# default limits and requests); a superuser overrides them per project.
+K8X_PROJECT_QUOTA = env.json(
+    "K8X_PROJECT_QUOTA",
+    default={"pods": "50", "requests.cpu": "4", "requests.memory": "8Gi", "limits.cpu": "8", "limits.memory": "16Gi"},
+)
+K8X_PROJECT_LIMITS = env.json(
+    "K8X_PROJECT_LIMITS",
+    default={"default": {"cpu": "500m", "memory": "256Mi"}, "defaultRequest": {"cpu": "50m", "memory": "64Mi"}},
+)
+K8X_MAX_RETRIES = env.int("K8X_MAX_RETRIES", default=10)
+K8X_MAX_TRIGGERS_PER_PROJECT = env.int("K8X_MAX_TRIGGERS_PER_PROJECT", default=500)
+K8X_MAX_API_KEYS_PER_PROJECT = env.int("K8X_MAX_API_KEYS_PER_PROJECT", default=50)
 # The hub puts up to this many runs into one launch job (worker.jobs.launch_runs).
 K8X_LAUNCH_CHUNK = env.int("K8X_LAUNCH_CHUNK", default=25)
 

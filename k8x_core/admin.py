@@ -5,21 +5,66 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from k8x_core import models
+from k8x_core import kube, models
 from k8x_core.crypto import secret_encrypt
 from k8x_core.hub.matching import trigger_clean
 from k8x_core.notify.rules import rule_url_display
+from k8x_core.runs import validation
+from k8x_core.runs.namespaces import project_namespace_ensure
 
 MASK = "••••••••"
 
 
+SECURITY_FIELDS = ("pod_security_level", "quota", "limits")
+
+
+class ProjectAdminForm(forms.ModelForm[models.Project]):
+    def clean_quota(self) -> dict[str, str]:
+        return _quantities(self.cleaned_data.get("quota"), "quota")
+
+    def clean_limits(self) -> dict[str, dict[str, str]]:
+        value = self.cleaned_data.get("limits") or {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Must be a JSON object, e.g. {"default": {"memory": "512Mi"}}.')
+        return {str(k): _quantities(v, f"limits.{k}") for k, v in value.items()}
+
+
+def _quantities(value: Any, what: str) -> dict[str, str]:
+    if not value:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str | int) for v in value.values()):
+        raise forms.ValidationError(
+            f'{what} must be a JSON object of resource name to quantity, e.g. {{"pods": "20"}}.'
+        )
+    return {str(k): str(v) for k, v in value.items()}
+
+
 @admin.register(models.Project)
 class ProjectAdmin(admin.ModelAdmin[models.Project]):
-    list_display = ["slug", "name", "namespace", "created_at"]
+    form = ProjectAdminForm
+    list_display = ["slug", "name", "namespace", "pod_security_level", "created_at"]
+    list_filter = ["pod_security_level"]
     search_fields = ["slug", "name"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: models.Project | None = None) -> Any:
+        # The Pod Security level and quotas bound what a project may do: platform superusers only.
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += SECURITY_FIELDS
+        return readonly
+
+    def save_model(self, request: HttpRequest, obj: models.Project, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change or not set(SECURITY_FIELDS) & set(form.changed_data):
+            return
+        try:
+            project_namespace_ensure(project=obj, force=True)
+        except kube.KubeError as exc:
+            # Saved; the next launch applies it (every launch makes sure of the namespace).
+            messages.warning(request, f"Saved, but the namespace {obj.namespace} was not updated yet: {exc}")
 
 
 @admin.register(models.Membership)
@@ -28,8 +73,34 @@ class MembershipAdmin(admin.ModelAdmin[models.Membership]):
     list_filter = ["role", "project"]
 
 
+class ServiceAdminForm(forms.ModelForm[models.Service]):
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        project = data.get("project")
+        if project is None:
+            return data
+        # The one validator of a service, as in the console, k8x_apply, git sync and the launcher.
+        _, problems = validation.service_check(
+            name=str(data.get("name") or ""),
+            job_template=str(data.get("job_template") or ""),
+            image=str(data.get("image") or ""),
+            retries=data.get("retries"),
+            level=project.pod_security_level,
+        )
+        # Grouped per field: add_error drops the field from cleaned_data at its first error.
+        by_field: dict[str, list[str]] = {}
+        for problem in problems:
+            by_field.setdefault(problem.path if problem.path in ("image", "retries") else "job_template", []).append(
+                str(problem)
+            )
+        for field, texts in by_field.items():
+            self.add_error(field if field in self.fields else None, texts)
+        return data
+
+
 @admin.register(models.Service)
 class ServiceAdmin(admin.ModelAdmin[models.Service]):
+    form = ServiceAdminForm
     list_display = ["name", "project", "active", "image", "origin", "updated_at"]
     list_filter = ["active", "project", "origin"]
     search_fields = ["name", "description"]

@@ -28,18 +28,40 @@ class Origin(models.TextChoices):
     GIT = "git", "git"
 
 
+class PodSecurityLevel(models.TextChoices):
+    """A project namespace's Pod Security level; never ``privileged``."""
+
+    RESTRICTED = "restricted", "restricted"
+    BASELINE = "baseline", "baseline"
+
+
 class Project(models.Model):
     slug = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     namespace = models.CharField(max_length=63, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Changed only by a platform superuser (admin site).
+    pod_security_level = models.CharField(
+        max_length=20, choices=PodSecurityLevel.choices, default=PodSecurityLevel.RESTRICTED
+    )
+    quota = models.JSONField(
+        default=dict, blank=True, help_text='ResourceQuota hard limits over K8X_PROJECT_QUOTA, e.g. {"pods": "20"}.'
+    )
+    limits = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per-container defaults over K8X_PROJECT_LIMITS, e.g. {"default": {"memory": "512Mi"}}.',
+    )
 
     class Meta:
         ordering = ["slug"]
         constraints = [
             models.CheckConstraint(condition=Q(slug__regex=DNS_LABEL_REGEX), name="project_slug_dns_label"),
             models.CheckConstraint(condition=Q(namespace__regex=DNS_LABEL_REGEX), name="project_namespace_dns_label"),
+            models.CheckConstraint(
+                condition=Q(pod_security_level__in=PodSecurityLevel.values), name="project_pod_security_level_valid"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -34,6 +34,7 @@ from console.permissions import (
 )
 from console.views.common import request_user
 from k8x_core.catalog import services as service_domain
+from k8x_core.hub.matching import trigger_cap_check_new
 from k8x_core.models import Config, Project, RunStatus, Scope, Secret, Service, Trigger
 from k8x_core.runs.configs import configs_resolve, secret_keys_resolve
 
@@ -210,6 +211,8 @@ def service_run(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 def trigger_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     service = get_service_or_404(request.user, slug, name, Role.ADMIN)
     form = TriggerForm(request.POST)
+    if form.is_valid() and (too_many := trigger_cap_check_new(project_id=service.project_id)):
+        form.add_error("event_type", too_many)
     if form.is_valid():
         trigger = form.save(commit=False)
         trigger.service = service

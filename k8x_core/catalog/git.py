@@ -344,7 +344,7 @@ def repo_sync(
             )
         else:
             loaded = servicedirs.servicedir_load(
-                root=root, namespace=repo.project.namespace, validate_on_cluster=validate_on_cluster
+                root=root, project=repo.project, validate_on_cluster=validate_on_cluster
             )
             if loaded.errors:
                 record = servicedirs.sync_failed(

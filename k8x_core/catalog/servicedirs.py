@@ -4,9 +4,11 @@ The pipeline is the same for a git sync and for ``k8x_apply``:
 
 1. ``servicedir_load`` reads every top-level directory holding a
    ``manifest.json`` and validates *everything* (manifest fields and types,
-   the Job template, with a server-side dry run, the parameters schema, the
-   configs, the cron expression, the trigger event types). It returns the
-   specs and every problem found, each naming its file and field.
+   the Job template and ``retries`` through the one validator of a service,
+   ``k8x_core.runs.validation``, then a server-side dry run of the Job the
+   launcher would build, the parameters schema, the configs, the cron
+   expression, the trigger event types). It returns the specs and every
+   problem found, each naming its file, field and (for policy) rule.
 2. ``plan_build`` compares the specs with the project's services: create,
    update (with a diff per field), deactivate (a service of the same source
    whose directory disappeared), unchanged.
@@ -23,7 +25,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,19 +39,21 @@ from jsonschema import Draft202012Validator, SchemaError, ValidationError
 from k8x_core import kube
 from k8x_core.catalog.services import service_set_active
 from k8x_core.events.scheduler import schedule_validate
+from k8x_core.hub.matching import triggers_cap_check
 from k8x_core.models import (
     DNS_LABEL_REGEX,
     ENV_NAME_REGEX,
     Config,
     GitRepository,
     Origin,
+    PodSecurityLevel,
     Project,
     Scope,
     Service,
     SyncRecord,
     Trigger,
 )
-from k8x_core.yamlsafe import yaml_documents
+from k8x_core.runs import validation
 
 MAX_FILE_BYTES = 1024 * 1024
 MANIFEST = "manifest.json"
@@ -118,13 +121,19 @@ class SpecError:
     file: str
     field: str
     message: str
+    rule: str = ""  # the policy or structure rule broken (validation.Problem.rule), when there is one
 
     def as_json(self) -> dict[str, str]:
-        return {"file": self.file, "field": self.field, "message": self.message}
+        return {"file": self.file, "field": self.field, "message": self.message, "rule": self.rule}
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.field}" if self.field else self.file
-        return f"{where}: {self.message}" if where else self.message
+        text = f"{where}: {self.message}" if where else self.message
+        return f"{text} [rule {self.rule}]" if self.rule else text
+
+    @classmethod
+    def of(cls, problem: validation.Problem, *, file: str) -> SpecError:
+        return cls(file, problem.path, problem.message, problem.rule)
 
 
 @dataclass
@@ -245,87 +254,16 @@ def manifest_validate(*, data: Any, rel: str) -> list[SpecError]:
     return errors
 
 
-def job_template_normalise(*, doc: Any, rel: str) -> tuple[dict[str, Any] | None, list[SpecError]]:
-    """A batch/v1 Job dict from a Job, a Pod or a Pod template; with every structural problem."""
-    if not isinstance(doc, dict):
-        return None, [
-            SpecError(rel, "", f"must be a YAML mapping (a batch/v1 Job or a Pod template), not {_describe(doc)}")
-        ]
-    kind = doc.get("kind")
-    errors: list[SpecError] = []
-    template: Any
-    if kind == "Job":
-        if doc.get("apiVersion") != "batch/v1":
-            errors.append(SpecError(rel, "apiVersion", f"must be batch/v1 for a Job, not {doc.get('apiVersion')!r}"))
-        spec = doc.get("spec")
-        if not isinstance(spec, dict):
-            return None, [*errors, SpecError(rel, "spec", "a Job needs a spec mapping")]
-        template = spec.get("template")
-        tpl_field = "spec.template"
-        job = doc
-    elif kind == "Pod":
-        template = {"metadata": doc.get("metadata") or {}, "spec": doc.get("spec")}
-        tpl_field = ""
-        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {}, "spec": {"template": template}}
-    elif kind is None and isinstance(doc.get("template"), dict):
-        template = doc["template"]
-        tpl_field = "template"
-        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {}, "spec": {"template": template}}
-    elif kind is None and isinstance(doc.get("spec"), dict):
-        template = doc
-        tpl_field = ""
-        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {}, "spec": {"template": template}}
-    else:
-        return None, [SpecError(rel, "kind", f"must be Job (batch/v1) or Pod, or a Pod template; not {kind!r}")]
-
-    def at(suffix: str) -> str:
-        return f"{tpl_field}.{suffix}" if tpl_field else suffix
-
-    if not isinstance(template, dict):
-        return None, [*errors, SpecError(rel, tpl_field or "spec", "must be a Pod template mapping")]
-    pod_spec = template.get("spec")
-    if not isinstance(pod_spec, dict):
-        return None, [*errors, SpecError(rel, at("spec"), "a Pod template needs a spec mapping")]
-    containers = pod_spec.get("containers")
-    if not isinstance(containers, list) or not containers:
-        errors.append(SpecError(rel, at("spec.containers"), "must be a non-empty list of containers"))
-    else:
-        for i, container in enumerate(containers):
-            where = at(f"spec.containers[{i}]")
-            if not isinstance(container, dict):
-                errors.append(SpecError(rel, where, "must be a mapping"))
-                continue
-            if not isinstance(container.get("name"), str) or not container.get("name"):
-                errors.append(SpecError(rel, f"{where}.name", "is required"))
-            if not isinstance(container.get("image"), str) or not container.get("image"):
-                errors.append(SpecError(rel, f"{where}.image", "is required"))
-    return (None if errors else job), errors
-
-
-def _job_for_dry_run(job: dict[str, Any], *, namespace: str | None) -> dict[str, Any]:
-    job = json.loads(json.dumps(job))  # a deep copy of plain data
-    job["metadata"] = {
-        **(job.get("metadata") or {}),
-        "name": f"k8x-validate-{secrets.token_hex(6)}",
-        "namespace": namespace,
-    }
-    job["metadata"].pop("generateName", None)
-    pod_spec = job["spec"]["template"]["spec"]
-    # A Job's pods may not restart "Always"; the launcher sets Never the same way.
-    pod_spec.setdefault("restartPolicy", "Never")
-    return job
-
-
-def job_validate_on_cluster(*, job: dict[str, Any], namespace: str | None, rel: str) -> list[SpecError]:
-    """Server-side dry run of the Job; the API server's message on refusal."""
-    try:
-        kube.job_dry_run(namespace=namespace, job=_job_for_dry_run(job, namespace=namespace))
-    except kube.KubeInvalid as exc:
-        return [SpecError(rel, "", f"the cluster refuses this Job: {exc}")]
-    except kube.KubeError as exc:
-        # Unreachable API, RBAC ...: nothing may be applied unchecked.
-        return [SpecError(rel, "", f"cannot validate on the cluster: {exc}")]
-    return []
+def job_validate_on_cluster(*, spec: ServiceSpec, project: Project | None, namespace: str, rel: str) -> list[SpecError]:
+    """Server-side dry run of the Job the launcher would build for ``spec``."""
+    service = Service(
+        project=project,
+        name=spec.name,
+        job_template=spec.job_template,
+        retries=spec.retries,
+        timeout_seconds=spec.timeout_seconds,
+    )
+    return [SpecError.of(p, file=rel) for p in validation.service_dry_run(service=service, namespace=namespace)]
 
 
 def parameters_validate(*, data: Any, rel: str) -> list[SpecError]:
@@ -362,13 +300,20 @@ def configs_validate(*, data: Any, rel: str) -> tuple[dict[str, str], list[SpecE
     return configs, errors
 
 
-def servicedir_read(*, directory: Path, rel: str) -> tuple[ServiceSpec | None, dict[str, Any] | None, list[SpecError]]:
-    """One service directory without the cluster check: (spec, Job for the dry run, errors)."""
+def servicedir_read(
+    *, directory: Path, rel: str, level: str = PodSecurityLevel.RESTRICTED
+) -> tuple[ServiceSpec | None, dict[str, Any] | None, list[SpecError]]:
+    """One service directory without the cluster check: (spec, its Job, errors).
+
+    The template and the manifest's ``retries`` go through the one validator
+    (``validation.service_check``) at the project's Pod Security ``level``."""
     errors: list[SpecError] = []
     manifest_rel = f"{rel}/{MANIFEST}"
     ok, manifest = _read_json(directory / MANIFEST, manifest_rel, errors)
     if ok:
         errors += manifest_validate(data=manifest, rel=manifest_rel)
+    manifest_data: dict[str, Any] = manifest if isinstance(manifest, dict) else {}
+    name = manifest_data.get("name")
 
     job: dict[str, Any] | None = None
     deployment_rel = f"{rel}/{DEPLOYMENT}"
@@ -378,36 +323,38 @@ def servicedir_read(*, directory: Path, rel: str) -> tuple[ServiceSpec | None, d
     else:
         text = _read_text(directory / DEPLOYMENT, deployment_rel, errors)
     if text is not None:
-        try:
-            docs = [d for d in yaml_documents(text=text, name=deployment_rel) if d is not None]
-        except yaml.YAMLError as exc:
-            errors.append(SpecError(deployment_rel, "", f"invalid YAML: {exc}"))
-        else:
-            if len(docs) != 1:
-                errors.append(SpecError(deployment_rel, "", f"must hold exactly one YAML document, not {len(docs)}"))
-            else:
-                job, job_errors = job_template_normalise(doc=docs[0], rel=deployment_rel)
-                errors += job_errors
+        job, problems = validation.service_check(
+            name=name if isinstance(name, str) else directory.name,
+            job_template=text,
+            image="",
+            retries=manifest_data.get("retries", 0),
+            level=level,
+        )
+        for problem in problems:
+            errors.append(SpecError.of(problem, file=manifest_rel if problem.path == "retries" else deployment_rel))
+        if not text.strip():
+            errors.append(SpecError(deployment_rel, "", "is empty (a batch/v1 Job or a Pod template is required)"))
 
     parameters: dict[str, Any] = {}
     if (directory / PARAMETERS).exists() or (directory / PARAMETERS).is_symlink():
         ok, data = _read_json(directory / PARAMETERS, f"{rel}/{PARAMETERS}", errors)
         if ok:
-            problems = parameters_validate(data=data, rel=f"{rel}/{PARAMETERS}")
-            errors += problems
-            parameters = data if not problems else {}
+            schema_errors = parameters_validate(data=data, rel=f"{rel}/{PARAMETERS}")
+            errors += schema_errors
+            parameters = data if not schema_errors else {}
 
     configs: dict[str, str] = {}
     if (directory / CONFIGS).exists() or (directory / CONFIGS).is_symlink():
         ok, data = _read_json(directory / CONFIGS, f"{rel}/{CONFIGS}", errors)
         if ok:
-            configs, problems = configs_validate(data=data, rel=f"{rel}/{CONFIGS}")
-            errors += problems
+            configs, config_errors = configs_validate(data=data, rel=f"{rel}/{CONFIGS}")
+            errors += config_errors
 
     if errors or not isinstance(manifest, dict) or job is None or text is None:
         return None, job, errors
     # Pods and Pod templates are stored as the Job they stand for, so the launcher reads one shape.
-    template_text = text if docs[0].get("kind") == "Job" else yaml.safe_dump(job, sort_keys=False)
+    doc = yaml.safe_load(text)
+    template_text = text if isinstance(doc, dict) and doc.get("kind") == "Job" else yaml.safe_dump(job, sort_keys=False)
     schedule = manifest.get("schedule") or ""
     spec = ServiceSpec(
         directory=rel,
@@ -428,15 +375,16 @@ def servicedir_read(*, directory: Path, rel: str) -> tuple[ServiceSpec | None, d
     return spec, job, errors
 
 
-def servicedir_load(*, root: Path, namespace: str | None = None, validate_on_cluster: bool = True) -> LoadResult:
+def servicedir_load(*, root: Path, project: Project | None = None, validate_on_cluster: bool = True) -> LoadResult:
     """Read and validate every service directory under ``root``.
 
     A service directory is a top-level directory holding ``manifest.json``;
-    others (docs, CI files) are ignored, as are hidden ones. ``namespace`` is
-    the project's, used for the Job dry run when it exists on the cluster."""
+    others (docs, CI files) are ignored, as are hidden ones. ``project`` (None:
+    not created yet) gives the Pod Security level and the namespace used for
+    the Job dry run when it exists on the cluster."""
     errors: list[SpecError] = []
     specs: list[ServiceSpec] = []
-    jobs: list[tuple[str, dict[str, Any]]] = []
+    level = project.pod_security_level if project is not None else PodSecurityLevel.RESTRICTED
     if not root.is_dir():
         return LoadResult([], [SpecError(str(root), "", "is not a directory")])
     for directory in sorted(root.iterdir(), key=lambda p: p.name):
@@ -449,10 +397,8 @@ def servicedir_load(*, root: Path, namespace: str | None = None, validate_on_clu
             continue
         if not directory.is_dir() or not (manifest.exists() or manifest.is_symlink()):
             continue
-        spec, job, dir_errors = servicedir_read(directory=directory, rel=directory.name)
+        spec, _, dir_errors = servicedir_read(directory=directory, rel=directory.name, level=level)
         errors += dir_errors
-        if job is not None:
-            jobs.append((f"{directory.name}/{DEPLOYMENT}", job))
         if spec is not None:
             specs.append(spec)
 
@@ -466,10 +412,13 @@ def servicedir_load(*, root: Path, namespace: str | None = None, validate_on_clu
             )
         seen.setdefault(spec.name, spec.directory)
 
-    if validate_on_cluster and jobs:
+    if validate_on_cluster and specs:
         # job_dry_run uses a namespace of its own while the project's does not exist yet.
-        for rel, job in jobs:
-            errors += job_validate_on_cluster(job=job, namespace=namespace, rel=rel)
+        dry_ns = project.namespace if project is not None else kube.dry_run_namespace()
+        for spec in specs:
+            errors += job_validate_on_cluster(
+                spec=spec, project=project, namespace=dry_ns, rel=f"{spec.directory}/{DEPLOYMENT}"
+            )
     return LoadResult(specs=specs, errors=errors)
 
 
@@ -599,6 +548,23 @@ def _managed_by_this_source(service: Service, repository: GitRepository | None) 
     return service.source_repo_id == (repository.pk if repository else None)
 
 
+def _triggers_cap_errors(project: Project | None, specs: list[ServiceSpec]) -> list[SpecError]:
+    """The project's trigger count once these specs are applied, against the cap."""
+    kept = 0
+    if project is not None:
+        names = [spec.name for spec in specs]
+        # The git triggers of these services are replaced by the specs' own.
+        kept = (
+            Trigger.objects.filter(service__project=project).exclude(origin=Origin.GIT, service__name__in=names).count()
+        )
+    total = kept + sum(len(spec.trigger_events) for spec in specs)
+    message = triggers_cap_check(count=total)
+    if not message:
+        return []
+    first = next((spec for spec in specs if spec.trigger_events), specs[0])
+    return [SpecError(f"{first.directory}/{MANIFEST}", "trigger_events", message, "triggers-cap")]
+
+
 def plan_build(
     *, project: Project | None, project_slug: str, specs: list[ServiceSpec], repository: GitRepository | None = None
 ) -> Plan:
@@ -640,6 +606,7 @@ def plan_build(
         if service.origin != Origin.GIT:
             diff["origin"] = {"old": service.origin, "new": Origin.GIT.value}
         changes.append(Change("update" if diff else "unchanged", spec.name, spec.directory, diff))
+    errors += _triggers_cap_errors(project, specs)
     wanted = {spec.name for spec in specs}
     for name, service in sorted(existing.items()):
         if name not in wanted and service.active and _managed_by_this_source(service, repository):

@@ -7,7 +7,6 @@ form submit does once the form's own field checks have passed.
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 from typing import Any
 
@@ -17,11 +16,10 @@ from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import transaction
 from django.utils import timezone
 
-from k8x_core import kube
 from k8x_core.events import ce, ingest
 from k8x_core.hub import cel, matching
 from k8x_core.models import Event, Run, RunStatus, Service, Trigger, TriggerKind
-from k8x_core.runs import jobspec
+from k8x_core.runs import validation
 from k8x_core.runs.queue import run_enqueue
 
 
@@ -37,58 +35,27 @@ class ClusterUnavailable(RuntimeError):
     """The cluster could not be asked; nothing was saved."""
 
 
-def job_template_parse(*, text: str) -> dict[str, Any]:
-    """The Job (or Pod template) YAML of a service as a batch/v1 Job dict, parsed the way the launcher does."""
-    try:
-        return jobspec.template_parse(text)
-    except jobspec.JobSpecInvalid as exc:
-        raise ServiceInvalid(str(exc), field="job_template") from None
-
-
-def service_job_preview(*, service: Service) -> dict[str, Any]:
-    """A Job shaped like the ones launched for this service, for a dry run.
-
-    Only what the service itself controls; the launcher adds the K8X
-    environment, labels and secret references at launch time."""
-    if service.job_template.strip():
-        job = job_template_parse(text=service.job_template)
-    else:
-        container: dict[str, Any] = {"name": "main", "image": service.image}
-        if service.command:
-            container["command"] = list(service.command)
-        if service.args:
-            container["args"] = list(service.args)
-        if service.resources:
-            container["resources"] = dict(service.resources)
-        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {}, "spec": {"template": {"spec": {}}}}
-        job["spec"]["template"]["spec"] = {"containers": [container]}
-    job = dict(job)
-    job["metadata"] = {
-        **(job.get("metadata") or {}),
-        "name": f"k8x-dry-run-{secrets.token_hex(6)}",
-        "namespace": service.project.namespace,
-    }
-    spec = job.setdefault("spec", {})
-    pod_spec = spec.setdefault("template", {}).setdefault("spec", {})
-    pod_spec.setdefault("restartPolicy", "Never")
-    if service.timeout_seconds:
-        spec["activeDeadlineSeconds"] = service.timeout_seconds
-    spec["backoffLimit"] = 0
-    return job
+def service_problems(*, service: Service) -> list[validation.Problem]:
+    """K8X's own check of an (unsaved) service at its project's level: the one validator."""
+    _, problems = validation.service_check(
+        name=service.name,
+        job_template=service.job_template,
+        image=service.image,
+        retries=service.retries,
+        level=service.project.pod_security_level,
+    )
+    return problems
 
 
 def service_validate_on_cluster(*, service: Service) -> None:
-    """Server-side dry run of the service's Job against the cluster.
+    """Server-side dry run of the Job the launcher would build for this service.
 
     Raises ServiceInvalid with the API server's message, or ClusterUnavailable."""
-    job = service_job_preview(service=service)
-    try:
-        kube.job_dry_run(namespace=service.project.namespace, job=job)
-    except kube.KubeInvalid as exc:
-        raise ServiceInvalid(str(exc), field=_blamed_field(service, str(exc))) from None
-    except kube.KubeError as exc:
-        # Unreachable, forbidden, ...: nothing is saved unchecked.
-        raise ClusterUnavailable(f"the cluster could not check the Job: {exc}") from None
+    for problem in validation.service_dry_run(service=service, namespace=service.project.namespace):
+        if problem.rule == "cluster-unavailable":
+            # Unreachable, forbidden, ...: nothing is saved unchecked.
+            raise ClusterUnavailable(problem.message)
+        raise ServiceInvalid(problem.message, field=_blamed_field(service, problem.message))
 
 
 def _blamed_field(service: Service, message: str) -> str | None:

@@ -25,8 +25,18 @@ def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+class ApiKeyCapReached(ValueError):
+    """The project holds as many active API keys as K8X_MAX_API_KEYS_PER_PROJECT allows."""
+
+
 def apikey_create(*, project: Project, name: str, created_by: User | None = None) -> tuple[ApiKey, str]:
-    """Create a key; the plain key is returned once and never stored."""
+    """Create a key; the plain key is returned once and never stored. Raises
+    ApiKeyCapReached when the project has its maximum of active keys."""
+    cap = int(settings.K8X_MAX_API_KEYS_PER_PROJECT)
+    if ApiKey.objects.filter(project=project, revoked_at__isnull=True).count() >= cap:
+        raise ApiKeyCapReached(
+            f"project {project.slug} already has {cap} active API keys (K8X_MAX_API_KEYS_PER_PROJECT); revoke one first"
+        )
     prefix = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(

@@ -26,6 +26,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import celpy
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
 
@@ -69,6 +70,19 @@ def trigger_clean(*, trigger: Trigger) -> None:
             errors.setdefault("cel_expression", []).append(str(exc))
     if errors:
         raise ValidationError(errors)
+
+
+def triggers_cap_check(*, count: int) -> str:
+    """Why ``count`` triggers are too many for one project ("" when they fit: K8X_MAX_TRIGGERS_PER_PROJECT)."""
+    cap = int(settings.K8X_MAX_TRIGGERS_PER_PROJECT)
+    if count > cap:
+        return f"a project may have at most {cap} triggers (K8X_MAX_TRIGGERS_PER_PROJECT); this makes {count}"
+    return ""
+
+
+def trigger_cap_check_new(*, project_id: int) -> str:
+    """Why one more trigger does not fit in the project ("" when it does)."""
+    return triggers_cap_check(count=Trigger.objects.filter(service__project_id=project_id).count() + 1)
 
 
 @dataclass(frozen=True, slots=True)

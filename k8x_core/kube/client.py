@@ -293,7 +293,8 @@ TENANT_BINDING = "k8x-tenant"
 _BINDING_WAIT_SECONDS = 10.0
 
 _namespaces_known: set[str] = set()
-_namespaces_managed: set[str] = set()
+# name -> the labels this process last made sure of (skips the GET on the launch path).
+_namespaces_managed: dict[str, dict[str, str]] = {}
 _subject: dict[str, str] | None = None
 
 
@@ -430,29 +431,84 @@ def namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool
 
 def managed_namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool:
     """Make ``name`` a project namespace K8X manages: create it (labelled
-    managed-by=k8x) if missing, and bind K8X's tenant role (Jobs, logs, Secrets,
-    quotas) in it. True when this call created it. Call it before working there.
+    managed-by=k8x and ``labels``) if missing, patch ``labels`` onto it when they
+    changed (e.g. its Pod Security level), and bind K8X's tenant role (Jobs, logs,
+    Secrets, quotas) in it. True when this call created it. Call it before working there.
 
     An existing namespace without the managed-by label is refused: K8X never
-    grants itself rights in a namespace it does not manage (kube-system, ...)."""
-    if name in _namespaces_managed:
+    grants itself rights in a namespace it does not manage (kube-system, ...), and
+    an admission policy lets it patch only namespaces that carry the label."""
+    wanted = {MANAGED_BY_LABEL: MANAGED_BY, **(labels or {})}
+    if _namespaces_managed.get(name) == wanted:
         return False
     existing, created = _namespace_get_or_create(name=name, labels=labels)
-    if ((existing.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
+    have = (existing.get("metadata") or {}).get("labels") or {}
+    if have.get(MANAGED_BY_LABEL) != MANAGED_BY:
         raise KubeInvalid(
             f"namespace {name} exists but is not managed by K8X (label {MANAGED_BY_LABEL}={MANAGED_BY} missing); "
             "K8X works only in namespaces it manages: choose another namespace or label this one"
         )
-    _tenant_binding_ensure(namespace=name)
+    if any(have.get(k) != v for k, v in wanted.items()):
+        call(
+            "PATCH",
+            f"/api/v1/namespaces/{_q(name)}",
+            body={"metadata": {"labels": wanted}},
+            content_type="application/merge-patch+json",
+            query={"fieldManager": FIELD_MANAGER},
+        )
+    if name not in _namespaces_managed:
+        _tenant_binding_ensure(namespace=name)
     _namespaces_known.add(name)
-    _namespaces_managed.add(name)
+    _namespaces_managed[name] = wanted
     return created
+
+
+def _apply(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply (create or update to exactly K8X's fields); idempotent."""
+    result: dict[str, Any] = call(
+        "PATCH",
+        path,
+        body=body,
+        content_type="application/apply-patch+yaml",
+        query={"fieldManager": FIELD_MANAGER, "force": "true"},
+    )
+    return result
+
+
+def resourcequota_apply(*, namespace: str, name: str, hard: dict[str, str]) -> dict[str, Any]:
+    """Make the namespace's ResourceQuota ``name`` hold exactly these hard limits."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": {"hard": hard},
+    }
+    return _apply(f"/api/v1/namespaces/{_q(namespace)}/resourcequotas/{_q(name)}", body)
+
+
+def limitrange_apply(*, namespace: str, name: str, container: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Make the namespace's LimitRange ``name`` hold exactly this Container item
+    (``default``, ``defaultRequest``, ``max``, ``min`` ... as Kubernetes spells them)."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": name, "namespace": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": {"limits": [{"type": "Container", **container}]},
+    }
+    return _apply(f"/api/v1/namespaces/{_q(namespace)}/limitranges/{_q(name)}", body)
+
+
+def pod_dry_run(*, namespace: str, pod: dict[str, Any], deadline_seconds: float = 10.0) -> None:
+    """Server-side dry run of a Pod: admission (Pod Security included) judges it as if
+    it were created. Raises KubeInvalid with the API server's message on refusal."""
+    query = {"dryRun": "All", "fieldManager": FIELD_MANAGER}
+    call("POST", _pods(namespace), body=pod, query=query, deadline_seconds=deadline_seconds)
 
 
 def namespace_forget(*, name: str) -> None:
     """Drop a namespace from the created-already caches (after it was deleted)."""
     _namespaces_known.discard(name)
-    _namespaces_managed.discard(name)
+    _namespaces_managed.pop(name, None)
 
 
 def namespace_delete(*, name: str) -> None:

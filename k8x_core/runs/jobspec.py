@@ -6,7 +6,9 @@ a Pod, or a Pod template). K8X then sets, whatever the template says:
 
 - the name ``k8x-run-<run id hex>`` (deterministic: a repeated launch is a 409),
   the K8X labels and annotations on the Job and its pod template;
-- ``restartPolicy: Never``, ``backoffLimit`` = retries,
+- ``restartPolicy: Never``, ``backoffLimit`` = retries, one pod at a time,
+  no service account token, and ``restricted``-compliant security defaults
+  where the template leaves them unset (``security.security_defaults_apply``);
   ``activeDeadlineSeconds`` = timeout (when the service has one),
   ``ttlSecondsAfterFinished`` = K8X_JOB_TTL_SECONDS;
 - the container contract's environment in every container (and init
@@ -29,10 +31,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from k8x_core.models import Event, Run, Service, run_job_name
-from k8x_core.yamlsafe import yaml_document
+from k8x_core.runs.security import project_uid, security_defaults_apply
+from k8x_core.runs.templates import template_load
 
 EVENT_INLINE_LIMIT = 64 * 1024
 EVENT_MOUNT_DIR = "/var/run/k8x"
@@ -96,39 +97,10 @@ def json_compact(value: Any) -> str:
 
 
 def template_parse(text: str) -> dict[str, Any]:
-    """A service's ``deployment.yaml`` as a batch/v1 Job dict."""
-    try:
-        doc = yaml_document(text=text, name="job template")
-    except yaml.YAMLError as exc:
-        raise JobSpecInvalid(f"job template is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise JobSpecInvalid("job template must be a YAML mapping (a batch/v1 Job, a Pod or a Pod template)")
-    kind = doc.get("kind")
-    if kind == "Job":
-        if doc.get("apiVersion") != "batch/v1":
-            raise JobSpecInvalid(f"job template: apiVersion must be batch/v1 for a Job, not {doc.get('apiVersion')!r}")
-        job = doc
-    elif kind == "Pod":
-        job = {"spec": {"template": {"metadata": doc.get("metadata") or {}, "spec": doc.get("spec") or {}}}}
-    elif kind is None and isinstance(doc.get("spec"), dict) and isinstance(doc["spec"].get("template"), dict):
-        # A Job without its apiVersion/kind lines.
-        job = doc
-    elif kind in (None, "PodTemplate") and isinstance(doc.get("template"), dict):
-        job = {"spec": {"template": doc["template"]}}
-    elif kind is None and isinstance(doc.get("spec"), dict) and "containers" in doc["spec"]:
-        job = {"spec": {"template": doc}}
-    else:
-        raise JobSpecInvalid(f"job template: kind must be Job or Pod (or a Pod template), not {kind!r}")
-    job = copy.deepcopy(job)
-    spec = job.get("spec")
-    if not isinstance(spec, dict) or not isinstance(spec.get("template"), dict):
-        raise JobSpecInvalid("job template: spec.template is missing")
-    pod_spec = spec["template"].get("spec")
-    if not isinstance(pod_spec, dict) or not isinstance(pod_spec.get("containers"), list) or not pod_spec["containers"]:
-        raise JobSpecInvalid("job template: spec.template.spec.containers must list at least one container")
-    for i, container in enumerate(pod_spec["containers"]):
-        if not isinstance(container, dict):
-            raise JobSpecInvalid(f"job template: spec.template.spec.containers[{i}] must be a mapping")
+    """A service's ``deployment.yaml`` as a batch/v1 Job dict (``templates.template_load``'s shapes)."""
+    job, problems = template_load(text)
+    if job is None:
+        raise JobSpecInvalid("job template: " + "; ".join(str(p) for p in problems))
     return job
 
 
@@ -336,6 +308,7 @@ def job_build(
     }
     pod_spec = template["spec"]
     pod_spec["restartPolicy"] = "Never"
+    security_defaults_apply(job=job, uid=project_uid(project_id=service.project_id))
     # Service links would add variables for every Service in the namespace.
     pod_spec.setdefault("enableServiceLinks", False)
 

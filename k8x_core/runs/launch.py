@@ -44,10 +44,11 @@ from k8x_core import kube
 from k8x_core.events.tokens import run_token_issue
 from k8x_core.metrics import LAUNCH_LATENCY
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, Service, TriggerKind, run_job_name
-from k8x_core.runs import jobspec
+from k8x_core.runs import jobspec, validation
 from k8x_core.runs.configs import SecretUndecryptable, configs_resolve, secrets_resolve
 from k8x_core.runs.live import live_publish_status
 from k8x_core.runs.logs import run_log_store_final
+from k8x_core.runs.namespaces import project_namespace_ensure
 from k8x_core.runs.queue import run_enqueue
 from k8x_core.runs.transitions import run_transition
 
@@ -110,7 +111,7 @@ def service_secrets_sync(*, service: Service, force: bool = False, values: dict[
         known = _synced.get(key)
     if not force and known and known[0] == digest and now - known[1] < _SYNC_TTL_SECONDS:
         return False
-    kube.managed_namespace_ensure(name=namespace, labels={jobspec.LABEL_PROJECT: service.project.slug})
+    project_namespace_ensure(project=service.project)
     kube.secret_apply(
         namespace=namespace,
         name=name,
@@ -218,6 +219,59 @@ def _create_job(run: Run, build: jobspec.JobBuild, namespace: str) -> tuple[Laun
     return result, job
 
 
+# Pod shapes Pod Security admission accepted, by namespace and digest (bounded):
+# its verdict depends on the pod's security fields and the namespace's level, not
+# on a run's environment or Secret names, so each shape is asked about once.
+_admitted: dict[tuple[str, str], bool] = {}
+_ADMITTED_MAX = 4096
+
+
+def _admission_shape(pod_spec: dict[str, Any]) -> str:
+    """A digest of what admission judges: the pod spec without the run's own values."""
+    spec = json.loads(json.dumps(pod_spec))
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            container.pop("env", None)
+    for volume in spec.get("volumes") or []:
+        if isinstance(volume.get("secret"), dict):
+            volume["secret"].pop("secretName", None)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _admission_refusal(build: jobspec.JobBuild, namespace: str, level: str) -> str:
+    """Pod Security admission's refusal of the Job's pod, if any ("" when admitted).
+
+    Admission judges the Job controller's pods, not the Job: a refused pod would
+    leave the Job without pods and the run waiting. A dry run of the pod asks
+    admission now, so the run fails with its message instead; an accepted shape
+    is remembered, so a service's later runs cost no extra API call."""
+    template = build.job["spec"]["template"]
+    key = (namespace, f"{level}:{_admission_shape(template['spec'])}")
+    if key in _admitted:
+        return ""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": build.job["metadata"]["name"], "namespace": namespace, **_labels_of(template)},
+        "spec": template["spec"],
+    }
+    try:
+        kube.pod_dry_run(namespace=namespace, pod=pod)
+    except kube.KubeInvalid as exc:
+        # Other refusals (a missing service account right after the namespace was
+        # created, a field error) are the Job create's to report.
+        return exc.message if "PodSecurity" in exc.message else ""
+    if len(_admitted) >= _ADMITTED_MAX:
+        _admitted.clear()
+    _admitted[key] = True
+    return ""
+
+
+def _labels_of(template: dict[str, Any]) -> dict[str, Any]:
+    meta = template.get("metadata") or {}
+    return {"labels": meta.get("labels") or {}}
+
+
 def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
     """Launch a queued run as a Job (idempotent). Raises kube.KubeUnavailable when the
     cluster cannot be reached within the retry deadline: the run stays queued and is
@@ -242,6 +296,13 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         correlation_id=run.correlation_id,
         ttl_seconds=settings.K8X_RUN_TOKEN_TTL_SECONDS,
     )
+    # The one validator, again: the stored template may predate a rule, or have
+    # been written past the console (the database, an older K8X).
+    problems = validation.service_check_stored(service=service)
+    if problems:
+        _fail(run, reason="PolicyViolation", message="; ".join(str(p) for p in problems))
+        return LaunchResult.FAILED
+
     # One query for the secrets serves both the Job's references and the sync.
     try:
         secret_values = secrets_resolve(service=service)
@@ -266,8 +327,12 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         _fail(run, reason="InvalidJobTemplate", message=str(exc))
         return LaunchResult.FAILED
 
-    kube.managed_namespace_ensure(name=namespace, labels={jobspec.LABEL_PROJECT: project.slug})
+    project_namespace_ensure(project=project)
     service_secrets_sync(service=service, values=secret_values)
+    refusal = _admission_refusal(build, namespace, project.pod_security_level)
+    if refusal:
+        _fail(run, reason="PodSecurity", message=refusal)
+        return LaunchResult.FAILED
 
     if service.max_concurrency:
         with transaction.atomic():

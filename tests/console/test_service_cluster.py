@@ -50,15 +50,14 @@ kind: Job
 spec:
   template:
     spec:
-      restartPolicy: Sometimes
       containers:
-        - name: main
+        - name: Not_A_Label
           image: {BUSYBOX}
 """
     response = post(world, name="bad-tpl", job_template=template)
     html = response.content.decode()
     assert 'id="id_job_template_errors"' in html
-    assert "Refused by the cluster" in html and "restartPolicy" in html
+    assert "Refused by the cluster" in html and "Not_A_Label" in html
     assert not Service.objects.filter(name="bad-tpl").exists()
 
 

@@ -254,7 +254,7 @@ def test_service_form_rejects_bad_job_template_yaml(world: World) -> None:
         {"name": "tpl", "job_template": "kind: Deployment\napiVersion: apps/v1\n", "retries": "0"},
     )
     html = response.content.decode()
-    assert "kind must be Job or Pod" in html
+    assert "kind: must be Job or Pod" in html
     assert 'id="id_job_template_errors"' in html
 
 

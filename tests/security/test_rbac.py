@@ -189,7 +189,6 @@ DENIED = [
     ("get", "secrets", "{project}"),
     ("create", "jobs.batch", "kube-system"),
     ("create", "jobs.batch", "default"),
-    ("create", "pods", "{project}"),
     ("create", "pods/exec", "{project}"),
     ("create", "pods/attach", "{project}"),
     ("create", "pods/portforward", "{project}"),
@@ -205,7 +204,6 @@ DENIED = [
     ("create", "roles.rbac.authorization.k8s.io", "{project}"),
     ("delete", "rolebindings.rbac.authorization.k8s.io", "{project}"),
     ("delete", "namespaces", ""),
-    ("patch", "namespaces", ""),
     ("update", "namespaces", ""),
     ("impersonate", "serviceaccounts", "kube-system"),
     ("create", "serviceaccounts/token", "kube-system"),
@@ -219,7 +217,10 @@ def test_specific_escalations_are_denied(
     verb: str, resource: str, namespace: str, kube_cluster: KubeCluster, k8x_kubeconfig: str, project_namespace: str
 ) -> None:
     ns = namespace.format(project=project_namespace)
-    args = ["auth", "can-i", verb, resource, f"--as={SA}", *(["-n", ns] if ns else ["--all-namespaces"])]
+    # `can-i create pods/exec` would ask about a pod NAMED exec: a subresource goes in --subresource.
+    kind, _, sub = resource.partition("/")
+    args = ["auth", "can-i", verb, kind, *([f"--subresource={sub}"] if sub else []), f"--as={SA}"]
+    args += ["-n", ns] if ns else ["--all-namespaces"]
     proc = _kubectl(kube_cluster, *args)
     assert proc.stdout.strip() == "no", (
         f"K8X may {verb} {resource} in {ns or 'the cluster'}: {proc.stdout}{proc.stderr}"
@@ -254,6 +255,17 @@ def test_k8x_cannot_bind_its_tenant_role_in_kube_system(as_k8x: None) -> None:
     with pytest.raises(kube.KubeInvalid, match="k8x-tenant may be bound only in namespaces labelled") as exc:
         kube.call("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings", body=body)
     assert exc.value.status == 403
+    # Nor may it label kube-system as its own, or change its labels at all (namespaces patch
+    # is for its own namespaces' Pod Security labels: tenant-policy.yaml).
+    for labels in ({"app.kubernetes.io/managed-by": "k8x"}, {"pod-security.kubernetes.io/enforce": "privileged"}):
+        with pytest.raises(kube.KubeInvalid, match="K8X may change only namespaces labelled") as exc:
+            kube.call(
+                "PATCH",
+                "/api/v1/namespaces/kube-system",
+                body={"metadata": {"labels": labels}},
+                content_type="application/merge-patch+json",
+            )
+        assert exc.value.status == 403
 
 
 def test_the_identity_is_the_service_account_and_works_in_its_namespace(

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from k8x_core.events.apikeys import apikey_create
+from k8x_core.events.apikeys import ApiKeyCapReached, apikey_create
 from k8x_core.models import Project
 
 
@@ -25,6 +25,9 @@ class Command(BaseCommand):
         name = options["name"].strip()
         if not name:
             raise CommandError("--name must not be empty")
-        key, raw = apikey_create(project=project, name=name)
+        try:
+            key, raw = apikey_create(project=project, name=name)
+        except ApiKeyCapReached as exc:
+            raise CommandError(str(exc)) from None
         self.stderr.write(f"API key {key.name!r} for project {project.slug} (prefix {key.prefix}); shown only once:")
         self.stdout.write(raw)

@@ -41,9 +41,8 @@ class Command(BaseCommand):
         if not root.is_dir():
             raise CommandError(f"{options['dir']} is not a directory")
         project = Project.objects.filter(slug=slug).first()
-        namespace = project.namespace if project else None
         loaded = servicedirs.servicedir_load(
-            root=root, namespace=namespace, validate_on_cluster=not options["no_cluster_validation"]
+            root=root, project=project, validate_on_cluster=not options["no_cluster_validation"]
         )
         commit = worktree_commit(path=root)
         if loaded.errors:

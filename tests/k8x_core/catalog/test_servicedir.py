@@ -75,7 +75,7 @@ def test_every_problem_is_reported_with_file_and_field(tmp_path: Path) -> None:
     } <= problems
     assert ("badjob/deployment.yaml", "kind") in problems
     assert ("badyaml/deployment.yaml", "") in problems
-    assert ("noimage/deployment.yaml", "spec.containers[0].image") in problems
+    assert ("noimage/deployment.yaml", "spec.template.spec.containers[0].image") in problems
     assert ("badparams/parameters.json", "type") in problems
     assert {
         ("badconfigs/configs.json", "K8X_RUN_ID"),

@@ -195,9 +195,9 @@ def test_pod_and_pod_template_become_a_job(text: str) -> None:
     [
         ("a: [", "not valid YAML"),
         ("- 1\n", "YAML mapping"),
-        ("kind: Deployment\n", "kind must be Job or Pod"),
-        ("apiVersion: batch/v2\nkind: Job\nspec: {}\n", "apiVersion must be batch/v1"),
-        ("apiVersion: batch/v1\nkind: Job\nspec: {template: {spec: {containers: []}}}\n", "at least one container"),
+        ("kind: Deployment\n", "kind: must be Job or Pod"),
+        ("apiVersion: batch/v2\nkind: Job\nspec: {}\n", "apiVersion: must be batch/v1"),
+        ("apiVersion: batch/v1\nkind: Job\nspec: {template: {spec: {containers: []}}}\n", "non-empty list"),
     ],
 )
 def test_bad_templates_are_refused_with_a_reason(text: str, message: str) -> None:
