@@ -88,7 +88,7 @@ def sdk_configmap(namespace: str) -> None:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": "k8x-sdk"},
-        "data": {"k8x_sdk.py": (REPO / "deploy" / "images" / "k8x_sdk.py").read_text()},
+        "data": {"k8x_sdk.py": (REPO / "sdk" / "python" / "k8x_sdk.py").read_text()},
     }
     with contextlib.suppress(kube.KubeConflict):
         kube.call("POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body)

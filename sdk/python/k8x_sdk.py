@@ -10,10 +10,10 @@ Copy this file next to your code (standard library only, Python 3.9+)::
     context.event             # the whole CloudEvent (dict); read from K8X_EVENT_FILE when large
     context.run_id, context.service, context.project, context.trigger, context.correlation_id
     context.events.send("com.acme.order.shipped", {"id": 7})  # a follow-up event, same correlation id
+    context.log("shipped", order=7)  # one JSON log line with the run id
 
-``context.config`` and ``context.secrets`` both read the environment: K8X does
-not tell a container which variables are configs and which are secrets, so
-both are the environment minus the ``K8X_*`` contract variables.
+``config`` and ``secrets`` both read the environment minus ``K8X_*``: K8X does not
+tell a container which variables are configs and which are secrets.
 """
 
 from __future__ import annotations
@@ -117,25 +117,11 @@ class Context:
     def _get(self, name: str) -> str:
         return self._environ.get(name, "")
 
-    @property
-    def run_id(self) -> str:
-        return self._get("K8X_RUN_ID")
-
-    @property
-    def service(self) -> str:
-        return self._get("K8X_SERVICE")
-
-    @property
-    def project(self) -> str:
-        return self._get("K8X_PROJECT")
-
-    @property
-    def trigger(self) -> str:
-        return self._get("K8X_TRIGGER")
-
-    @property
-    def correlation_id(self) -> str:
-        return self._get("K8X_CORRELATION_ID")
+    run_id = property(lambda self: self._get("K8X_RUN_ID"))
+    service = property(lambda self: self._get("K8X_SERVICE"))
+    project = property(lambda self: self._get("K8X_PROJECT"))
+    trigger = property(lambda self: self._get("K8X_TRIGGER"))
+    correlation_id = property(lambda self: self._get("K8X_CORRELATION_ID"))
 
     @property
     def event(self) -> dict[str, Any] | None:
@@ -153,6 +139,11 @@ class Context:
             return json.loads(raw)
         event = self.event or {}
         return event.get("data")
+
+    def log(self, message: str, *, level: str = "info", **fields: Any) -> None:
+        """Print one structured (JSON) log line; K8X stores it with a timestamp."""
+        line = {"level": level, "msg": message, "run_id": self.run_id, **fields}
+        print(json.dumps(line, default=str), flush=True)  # noqa: T201  (stdout is the run's log)
 
 
 context = Context()
