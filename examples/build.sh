@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# `make examples`: builds every example service (each directory under examples/ with a
+# Containerfile) into localhost:5000/k8x/examples/<name>:1 and :<content hash>, offline:
+#   - the language helper from sdk/ is copied into the build context (not kept twice in git),
+#   - Go is compiled on the host (CGO_ENABLED=0, GOPROXY=off) into a static binary,
+#   - Node.js is the host's Debian `node` with the shared libraries it links, on busybox,
+#   - `podman build --network none` FROM the local base images (deploy/images/build-images.sh).
+# An example is rebuilt only when its content hash (its directory, its helper, this script,
+# the toolchain version) changes; stamps live under $K8X_CACHE_DIR/examples/.
+# Needs the local registry (the local cluster: `make cluster` or `make up`).
+source "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/lib/common.sh"
+log() { printf '[k8x-examples %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+EXAMPLES="$REPO_ROOT/examples"
+SDK="$REPO_ROOT/sdk"
+STAMPS="$CACHE_DIR/examples"
+TAG=1
+REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT"
+T0=$SECONDS
+
+mkdir -p "$STAMPS"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/k8x-examples.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+curl -sf -o /dev/null "$REGISTRY_URL/v2/" \
+  || die "the local registry ($REGISTRY) does not answer: start the local cluster first (make cluster, or make up)"
+# The base images (busybox, python) must be in podman's storage; cached, so a no-op when warm.
+(with_lock "$CACHE_DIR/build.lock" && "$REPO_ROOT/deploy/images/build-images.sh" 2>/dev/null) \
+  || die "base images missing: deploy/images/build-images.sh failed (run it to see why)"
+
+kind_of() {  # kind_of DIR: go | node | python | shell
+  if [[ -f $1/go.mod ]]; then echo go
+  elif compgen -G "$1/*.js" >/dev/null; then echo node
+  elif compgen -G "$1/*.py" >/dev/null; then echo python
+  elif compgen -G "$1/*.sh" >/dev/null; then echo shell
+  else die "$1: cannot tell the language (no go.mod, *.js, *.py or *.sh)"; fi
+}
+
+content_hash() {  # content_hash DIR KIND: what the image is made of
+  local dir=$1 kind=$2
+  {
+    (cd "$REPO_ROOT" && find "${dir#"$REPO_ROOT"/}" "sdk/$kind" examples/build.sh -type f \
+      ! -name '*_test.go' ! -name '*.test.js' -print0 | sort -z | xargs -0 sha256sum)
+    echo "images=$IMAGES_VERSION"
+    case $kind in
+      go) "$(find_go)" version ;;
+      node) node --version ;;
+    esac
+  } | sha256sum | cut -c1-16
+}
+
+digest() {  # digest NAME REF: the registry's manifest digest, or nothing
+  curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "$REGISTRY_URL/v2/k8x/examples/$1/manifests/$2" 2>/dev/null \
+    | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: *//p'
+}
+
+node_runtime() {  # node_runtime DEST: the host's node and the shared libraries it needs
+  local node lib
+  node="$(command -v node)" || die "node is not installed (apt-get install nodejs)"
+  node="$(readlink -f "$node")"
+  mkdir -p "$1/usr/bin"
+  cp "$node" "$1/usr/bin/node"
+  for lib in $(ldd "$node" | grep -o '/[^ ]*'); do
+    cp -L --parents "$lib" "$1/"
+  done
+}
+
+context_fill() {  # context_fill DIR KIND CTX
+  local dir=$1 kind=$2 ctx=$3
+  cp -a "$dir/." "$ctx/"
+  case $kind in
+    python) cp "$SDK/python/k8x_sdk.py" "$ctx/" ;;
+    shell) cp "$SDK/shell/k8x.sh" "$ctx/" ;;
+    node) cp "$SDK/node/k8x.js" "$ctx/"; node_runtime "$ctx/node-runtime" ;;
+    go)
+      mkdir -p "$CACHE_DIR/go-build"
+      (cd "$dir" && GOCACHE="$CACHE_DIR/go-build" GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 \
+        "$(find_go)" build -trimpath -ldflags '-s -w' -o "$ctx/app" .) || die "$dir: go build failed"
+      ;;
+  esac
+}
+
+refs=()
+built=0
+while IFS= read -r containerfile; do
+  dir="$(dirname "$containerfile")"
+  name="$(basename "$dir")"
+  kind="$(kind_of "$dir")"
+  hash="$(content_hash "$dir" "$kind")"
+  ref="$REGISTRY/k8x/examples/$name"
+  have="$(digest "$name" "$hash")"
+  if [[ -n $have && "$(cat "$STAMPS/$name" 2>/dev/null)" == "$hash" && "$(digest "$name" "$TAG")" == "$have" ]]; then
+    log "$name ($kind): up to date ($ref:$hash)"
+  else
+    log "$name ($kind): building $ref:$TAG ($hash)"
+    t=$SECONDS
+    ctx="$WORK/$name"
+    mkdir -p "$ctx"
+    context_fill "$dir" "$kind" "$ctx"
+    podman build -q --network none --pull=never -t "$ref:$TAG" -t "$ref:$hash" -f "$ctx/Containerfile" "$ctx" \
+      >"$WORK/$name.log" 2>&1 || { cat "$WORK/$name.log" >&2; die "$name: podman build failed"; }
+    podman push -q --tls-verify=false "$ref:$hash" >/dev/null
+    podman push -q --tls-verify=false "$ref:$TAG" >/dev/null
+    echo "$hash" > "$STAMPS/$name"
+    built=$((built + 1))
+    log "$name: pushed in $((SECONDS - t))s"
+  fi
+  refs+=("$ref:$TAG  ($ref:$hash)")
+done < <(find "$EXAMPLES" -mindepth 2 -name Containerfile | sort)
+
+log "examples ready in $((SECONDS - T0))s ($built built, $((${#refs[@]} - built)) up to date):"
+printf '  %s\n' "${refs[@]}"
