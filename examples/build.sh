@@ -25,7 +25,7 @@ trap 'rm -rf "$WORK"' EXIT
 curl -sf -o /dev/null "$REGISTRY_URL/v2/" \
   || die "the local registry ($REGISTRY) does not answer: start the local cluster first (make cluster, or make up)"
 # The base images (busybox, python) must be in podman's storage; cached, so a no-op when warm.
-(with_lock "$CACHE_DIR/build.lock" && "$REPO_ROOT/deploy/images/build-images.sh" 2>/dev/null) \
+(with_lock "$CACHE_DIR/build.lock" && "$REPO_ROOT/deploy/images/build-images.sh") \
   || die "base images missing: deploy/images/build-images.sh failed (run it to see why)"
 
 kind_of() {  # kind_of DIR: go | node | python | shell
@@ -53,7 +53,7 @@ digest() {  # digest NAME REF: the registry's manifest digest, or nothing
   curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     "$REGISTRY_URL/v2/k8x/examples/$1/manifests/$2" 2>/dev/null \
-    | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: *//p'
+    | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: *//p'; true
 }
 
 node_runtime() {  # node_runtime DEST: the host's node and the shared libraries it needs
