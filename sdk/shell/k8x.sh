@@ -54,7 +54,8 @@ k8x_send() {
     curl -fsS --max-time 10 -X POST -H 'Content-Type: application/cloudevents+json' \
       -H "Authorization: Bearer $K8X_RUN_TOKEN" --data-binary "$_k8x_body" "$K8X_EVENTS_URL"
   else
-    wget -q -O - -T 10 --header 'Content-Type: application/cloudevents+json' \
+    # No `wget -T`: busybox 1.35's wget crashes with it on a POST; timeout(1) bounds it instead.
+    timeout 10 wget -q -O - --header 'Content-Type: application/cloudevents+json' \
       --header "Authorization: Bearer $K8X_RUN_TOKEN" --post-data "$_k8x_body" "$K8X_EVENTS_URL"
   fi
   _k8x_rc=$?

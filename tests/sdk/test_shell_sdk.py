@@ -13,11 +13,24 @@ from tests.sdk.conftest import SDK, Sink
 SHELLS = ["bash", "busybox sh"]
 
 
-def sh(shell: str, script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    assert shutil.which(shell.split()[0]), f"{shell} is needed (busybox-static comes with the local cluster)"
+@pytest.fixture(scope="module")
+def busybox_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PATH of busybox applets only, as in the shell example's image (wget, no curl)."""
+    busybox = shutil.which("busybox")
+    assert busybox, "busybox is needed (busybox-static comes with the local cluster)"
+    bin_dir = tmp_path_factory.mktemp("busybox-bin")
+    for applet in subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split():
+        (bin_dir / applet).symlink_to(busybox)
+    return str(bin_dir)
+
+
+def sh(shell: str, script: str, env: dict[str, str] | None = None, path: str = "") -> subprocess.CompletedProcess[str]:
+    program, *args = shell.split()
+    found = shutil.which(program)
+    assert found, f"{program} is needed (busybox-static comes with the local cluster)"
     return subprocess.run(
-        [*shell.split(), "-c", f". {SDK / 'shell' / 'k8x.sh'}\n{script}"],
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        [found, *args, "-c", f". {SDK / 'shell' / 'k8x.sh'}\n{script}"],
+        env={"PATH": path or "/usr/bin:/bin", **(env or {})},
         capture_output=True,
         text=True,
         timeout=30,
@@ -47,7 +60,8 @@ def test_log_writes_valid_json_for_awkward_text(shell: str) -> None:
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-def test_send_posts_a_cloudevent(shell: str, event_sink: Sink) -> None:
+@pytest.mark.parametrize("client", ["curl", "busybox wget"])
+def test_send_posts_a_cloudevent(shell: str, client: str, event_sink: Sink, busybox_path: str) -> None:
     env = {
         "K8X_EVENTS_URL": event_sink.url,
         "K8X_RUN_TOKEN": "tok",
@@ -55,7 +69,7 @@ def test_send_posts_a_cloudevent(shell: str, event_sink: Sink) -> None:
         "K8X_PROJECT": "demo",
         "K8X_SERVICE": "shell-hello",
     }
-    out = sh(shell, "k8x_send com.acme.next '{\"n\":2}'", env)
+    out = sh(shell, "k8x_send com.acme.next '{\"n\":2}'", env, path=busybox_path if client == "busybox wget" else "")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"id": "new-id", "correlation_id": "cid-1"}
     (request,) = event_sink.requests
@@ -70,9 +84,11 @@ def test_send_posts_a_cloudevent(shell: str, event_sink: Sink) -> None:
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-def test_send_fails_clearly(shell: str, event_sink: Sink) -> None:
-    missing = sh(shell, "k8x_send x")
+@pytest.mark.parametrize("client", ["curl", "busybox wget"])
+def test_send_fails_clearly(shell: str, client: str, event_sink: Sink, busybox_path: str) -> None:
+    path = busybox_path if client == "busybox wget" else ""
+    missing = sh(shell, "k8x_send x", path=path)
     assert missing.returncode == 2 and "K8X_EVENTS_URL and K8X_RUN_TOKEN must be set" in missing.stderr
     event_sink.status = 400
-    refused = sh(shell, "k8x_send x", {"K8X_EVENTS_URL": event_sink.url, "K8X_RUN_TOKEN": "t"})
+    refused = sh(shell, "k8x_send x", {"K8X_EVENTS_URL": event_sink.url, "K8X_RUN_TOKEN": "t"}, path=path)
     assert refused.returncode != 0 and "refused" in refused.stderr
