@@ -85,7 +85,7 @@ class K8x:
         assert status == 202, answer
         return str(answer["correlation_id"])
 
-    def wait_runs(self, cid: str, count: int, timeout: float = 180) -> list[Run]:
+    def wait_runs(self, cid: str, count: int, timeout: float = 300) -> list[Run]:
         """The flow's runs once ``count`` of them exist and all have ended."""
         deadline = time.monotonic() + timeout
         while True:
