@@ -27,7 +27,7 @@ def restricted_namespace(kube_api: Any, kube_namespace: str) -> str:
     return kube_namespace
 
 
-def pod_of(path: Path) -> dict[str, Any]:
+def pod_of(path: Path) -> Any:  # a Pod body; the client accepts a dict as well as a V1Pod
     job = yaml.safe_load(path.read_text())
     assert job["kind"] == "Job"
     spec = copy.deepcopy(job["spec"]["template"]["spec"])
