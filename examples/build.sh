@@ -3,7 +3,8 @@
 # Containerfile) into localhost:5000/k8x/examples/<name>:1 and :<content hash>, offline:
 #   - the language helper from sdk/ is copied into the build context (not kept twice in git),
 #   - Go is compiled on the host (CGO_ENABLED=0, GOPROXY=off) into a static binary,
-#   - Node.js is the host's Debian `node` with the shared libraries it links, on busybox,
+#   - Node.js is Debian's `nodejs` package in a Debian bookworm minbase rootfs made on the host
+#     with debootstrap (like the Python base image), cached as an archive; built once,
 #   - `podman build --network none` FROM the local base images (deploy/images/build-images.sh).
 # An example is rebuilt only when its content hash (its directory, its helper, this script,
 # the toolchain version) changes; stamps live under $K8X_CACHE_DIR/examples/.
@@ -44,7 +45,7 @@ content_hash() {  # content_hash DIR KIND: what the image is made of
     echo "images=$IMAGES_VERSION"
     case $kind in
       go) "$(find_go)" version ;;
-      node) node --version ;;
+      node) stat -c 'node-base %s %Y' "$NODE_ARCHIVE" ;;
     esac
   } | sha256sum | cut -c1-16
 }
@@ -56,15 +57,34 @@ digest() {  # digest NAME REF: the registry's manifest digest, or nothing
     | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: *//p'; true
 }
 
-node_runtime() {  # node_runtime DEST: the host's node and the shared libraries it needs
-  local node lib
-  node="$(command -v node)" || die "node is not installed (apt-get install nodejs)"
-  node="$(readlink -f "$node")"
-  mkdir -p "$1/usr/bin"
-  cp "$node" "$1/usr/bin/node"
-  for lib in $(ldd "$node" | grep -o '/[^ ]*'); do
-    cp -L --parents "$lib" "$1/"
-  done
+NODE_BASE="$REGISTRY/k8x/examples/node-base:bookworm"
+NODE_ARCHIVE="$STAMPS/node-base-bookworm.tar"
+
+node_base() {  # Debian bookworm minbase + Debian's nodejs, in podman's storage as $NODE_BASE
+  if [[ -s $NODE_ARCHIVE ]]; then
+    podman image exists "$NODE_BASE" || podman load -q -i "$NODE_ARCHIVE" >/dev/null
+    return 0
+  fi
+  command -v debootstrap >/dev/null || die "debootstrap is not installed (run deploy/local/build.sh)"
+  local mirror root="$WORK/node-base"
+  # The host's own Debian mirror (no registry host name is written down here).
+  mirror="$(sed -n 's/^URIs:[[:space:]]*\(\S*\/debian\)[[:space:]]*$/\1/p' /etc/apt/sources.list.d/debian.sources \
+    2>/dev/null | head -1)"
+  mirror="${K8X_DEBIAN_MIRROR:-$mirror}"
+  [[ -n $mirror ]] || die "no Debian mirror: set K8X_DEBIAN_MIRROR"
+  log "node base: debootstrap --variant=minbase --include=nodejs bookworm from $mirror (a few minutes, once)"
+  debootstrap --variant=minbase --include=nodejs bookworm "$root" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
+    || { tail -30 "$WORK/debootstrap.log" >&2; die "debootstrap of the node base failed"; }
+  rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/usr/share/doc/* \
+    "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* "$root"/debootstrap
+  : > "$root/etc/resolv.conf"
+  chroot "$root" node --version >/dev/null || die "node does not run in the bootstrapped rootfs"
+  tar --numeric-owner -C "$root" -cf "$WORK/node-base.tar" .
+  podman import -q --change 'CMD ["node"]' --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+    --change 'ENV LANG=C.UTF-8' "$WORK/node-base.tar" "$NODE_BASE" >/dev/null
+  podman save -q --format oci-archive -o "$NODE_ARCHIVE.tmp" "$NODE_BASE" && mv -f "$NODE_ARCHIVE.tmp" "$NODE_ARCHIVE"
+  rm -rf "$root" "$WORK/node-base.tar"
+  log "node base ready: $NODE_ARCHIVE ($(du -h "$NODE_ARCHIVE" | cut -f1))"
 }
 
 context_fill() {  # context_fill DIR KIND CTX
@@ -73,7 +93,7 @@ context_fill() {  # context_fill DIR KIND CTX
   case $kind in
     python) cp "$SDK/python/k8x_sdk.py" "$ctx/" ;;
     shell) cp "$SDK/shell/k8x.sh" "$ctx/" ;;
-    node) cp "$SDK/node/k8x.js" "$ctx/"; node_runtime "$ctx/node-runtime" ;;
+    node) cp "$SDK/node/k8x.js" "$ctx/" ;;
     go)
       mkdir -p "$CACHE_DIR/go-build"
       (cd "$dir" && GOCACHE="$CACHE_DIR/go-build" GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 \
@@ -88,6 +108,7 @@ while IFS= read -r containerfile; do
   dir="$(dirname "$containerfile")"
   name="$(basename "$dir")"
   kind="$(kind_of "$dir")"
+  [[ $kind != node ]] || node_base  # first: the base archive is part of the hash
   hash="$(content_hash "$dir" "$kind")"
   ref="$REGISTRY/k8x/examples/$name"
   have="$(digest "$name" "$hash")"
@@ -104,6 +125,9 @@ while IFS= read -r containerfile; do
     podman push -q --tls-verify=false "$ref:$hash" >/dev/null
     podman push -q --tls-verify=false "$ref:$TAG" >/dev/null
     echo "$hash" > "$STAMPS/$name"
+    # Older builds of this example stay in the registry by hash; podman's copies can go.
+    podman images --format '{{.Repository}}:{{.Tag}}' "$ref" | grep -vx -e "$ref:$TAG" -e "$ref:$hash" \
+      | xargs -r podman rmi -f >/dev/null 2>&1 || true
     built=$((built + 1))
     log "$name: pushed in $((SECONDS - t))s"
   fi
