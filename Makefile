@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status test lint bench examples services services-down cluster cluster-down cluster-wipe
+.PHONY: help up down status test lint bench examples services services-down cluster cluster-down cluster-wipe deploy undeploy
 
 help:
 	@echo "make up        start K8X with embedded defaults (services, local cluster, all processes)"
@@ -13,6 +13,7 @@ help:
 	@echo "make examples  build and push the example services (examples/) to the local registry"
 	@echo "make cluster | cluster-down | cluster-wipe    the local Kubernetes cluster alone"
 	@echo "make services | services-down                 PostgreSQL, Redis and Kafka alone"
+	@echo "make deploy | undeploy     K8X itself in the local cluster with Helm (namespace k8x-system)"
 
 up:
 	@deploy/k8x.sh up
@@ -50,3 +51,9 @@ cluster-down:
 
 cluster-wipe:
 	@deploy/local/wipe.sh
+
+deploy:
+	@deploy/helm/deploy.sh deploy
+
+undeploy:
+	@deploy/helm/deploy.sh undeploy

@@ -43,22 +43,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://k8x:k8x@127.0.0.1:55432/k8x_bench")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-os.environ.setdefault("SECRET_KEY", "bench-" + uuid.uuid4().hex * 2)
-os.environ.setdefault("K8X_RATE_LIMIT_PER_MINUTE", "100000000")
-if "K8X_SECRETS_KEY" not in os.environ:
-    from cryptography.fernet import Fernet
-
-    os.environ["K8X_SECRETS_KEY"] = Fernet.generate_key().decode()
-
-import django  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "bench"))
-from bench_hub import ensure_database  # noqa: E402
+from _common import REPO, django_ready
 
 PAD = "x" * 200
 
@@ -210,8 +195,8 @@ class Daphne:
         self.log = open(f"/tmp/bench_bridge_daphne_{self.port}.log", "w")  # noqa: SIM115, S108
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
             stdout=subprocess.DEVNULL,
             stderr=self.log,
         )
@@ -271,17 +256,14 @@ def main() -> None:
     seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
     topic = f"bench.bridge.{uuid.uuid4().hex[:8]}"
     os.environ["K8X_EVENTS_TOPIC"] = topic
-    ensure_database()
-    django.setup()
+    django_ready()
     from bridge_asgi import wired
-    from django.core.management import call_command
 
-    from k8x_core.apikeys import apikey_create
+    from k8x_core.events.apikeys import apikey_create
     from k8x_core.kafka import kafka_produce_events
     from k8x_core.kafka.producer import kafka_produce_events_async
     from k8x_core.projects import project_ensure
 
-    call_command("migrate", verbosity=0)
     project = project_ensure(slug="bench")[0]
     key = apikey_create(project=project, name=f"bench-{uuid.uuid4().hex[:6]}")[1]
 

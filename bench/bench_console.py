@@ -12,30 +12,14 @@ does not use. Times are medians of R requests through Django's full stack
 from __future__ import annotations
 
 import functools
-import os
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://k8x:k8x@127.0.0.1:55432/k8x_bench")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-os.environ.setdefault("SECRET_KEY", "bench-" + uuid.uuid4().hex * 2)
-if "K8X_SECRETS_KEY" not in os.environ:
-    from cryptography.fernet import Fernet
-
-    os.environ["K8X_SECRETS_KEY"] = Fernet.generate_key().decode()
-
-import django  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "bench"))
-from bench_hub import ensure_database  # noqa: E402
+from _common import django_ready
 
 BUDGET_MS = 200.0
 
@@ -53,17 +37,14 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 15
-    ensure_database()
-    django.setup()
+    django_ready()
     from django.conf import settings
     from django.contrib.auth.models import User
-    from django.core.management import call_command
     from django.core.paginator import Paginator
     from django.db import connection
     from django.test import Client
 
     settings.ALLOWED_HOSTS = ["testserver", *settings.ALLOWED_HOSTS]
-    call_command("migrate", verbosity=0)
     from k8x_core.models import Membership, Project, Role, Run, RunStatus, Service
 
     Project.objects.filter(slug__startswith="console-bench").delete()

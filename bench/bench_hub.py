@@ -24,34 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://k8x:k8x@127.0.0.1:55432/k8x_bench")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-import django
-
-
-def ensure_database() -> None:
-    """Create the benchmark database if missing, then migrate it."""
-    import environ
-    import psycopg
-
-    cfg = environ.Env.db_url_config(os.environ["DATABASE_URL"])
-    try:
-        psycopg.connect(
-            dbname=cfg["NAME"], user=cfg["USER"], password=cfg["PASSWORD"], host=cfg["HOST"], port=cfg["PORT"]
-        ).close()
-    except psycopg.OperationalError:
-        with psycopg.connect(
-            dbname="postgres",
-            user=cfg["USER"],
-            password=cfg["PASSWORD"],
-            host=cfg["HOST"],
-            port=cfg["PORT"],
-            autocommit=True,
-        ) as conn:
-            conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
+from _common import django_ready
 
 
 def clean_up(Event: Any, Project: Any, Run: Any) -> None:
@@ -95,22 +68,19 @@ def _peak_rss_mb() -> float:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    ensure_database()
-    django.setup()
+    django_ready()
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
     from django.conf import settings
-    from django.core.management import call_command
     from rq import Queue
 
-    from k8x_core.ce import ce_new, ce_to_kafka
-    from k8x_core.hub import Decoded, Hub, hub_decode, hub_match
+    from k8x_core.events.ce import ce_new, ce_to_kafka
+    from k8x_core.hub.loop import Decoded, Hub, hub_decode, hub_match
+    from k8x_core.hub.matching import trigger_index_load
     from k8x_core.kafka.consumer import DeadLetterProducer, HubConsumer, HubMessage
-    from k8x_core.matching import trigger_index_load
     from k8x_core.models import Event, Project, Run, Service, Trigger
-    from k8x_core.queue import launch_queue
+    from k8x_core.runs.queue import launch_queue
 
-    call_command("migrate", verbosity=0)
     clean_up(Event, Project, Run)  # what an interrupted earlier run left
     bootstrap = settings.KAFKA_BOOTSTRAP_SERVERS
     tag = uuid.uuid4().hex[:10]

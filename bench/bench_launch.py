@@ -35,21 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://k8x:k8x@127.0.0.1:55432/k8x_bench")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+from _common import REPO, django_ready, pct
+
 os.environ.setdefault("K8X_QUEUE", f"k8x-bench-launch-{uuid.uuid4().hex[:8]}")
-if not os.environ.get("SECRET_KEY"):
-    import secrets as _secrets
-
-    from cryptography.fernet import Fernet
-
-    os.environ["SECRET_KEY"] = _secrets.token_urlsafe(50)
-    os.environ["K8X_SECRETS_KEY"] = Fernet.generate_key().decode()
-
-import django  # noqa: E402  (after the environment it reads)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -58,27 +46,6 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def ensure_database() -> None:
-    import environ
-    import psycopg
-
-    cfg = environ.Env.db_url_config(os.environ["DATABASE_URL"])
-    conn_args = {"user": cfg["USER"], "password": cfg["PASSWORD"], "host": cfg["HOST"], "port": cfg["PORT"]}
-    try:
-        psycopg.connect(dbname=cfg["NAME"], **conn_args).close()
-    except psycopg.OperationalError:
-        with psycopg.connect(dbname="postgres", autocommit=True, **conn_args) as conn:
-            conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 class Observer:
@@ -137,19 +104,16 @@ def main() -> None:
     sequential = int(sys.argv[1]) if len(sys.argv) > 1 else 30
     burst = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     workers = int(sys.argv[3]) if len(sys.argv) > 3 else 8
-    ensure_database()
-    django.setup()
+    django_ready()
     from django.conf import settings
-    from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
-
-    from k8x_core import jobspec, kube
-    from k8x_core.ce import ce_new, ce_to_kafka
-    from k8x_core.hub import hub_process_batch
+    from k8x_core import kube
+    from k8x_core.events.ce import ce_new, ce_to_kafka
+    from k8x_core.hub.loop import hub_process_batch
+    from k8x_core.hub.matching import trigger_index_load
     from k8x_core.kafka.consumer import HubMessage
-    from k8x_core.matching import trigger_index_load
     from k8x_core.models import Project, Run, Service, Trigger, TriggerKind
+    from k8x_core.runs import jobspec
 
     slug = f"bench-launch-{uuid.uuid4().hex[:6]}"
     project = Project.objects.create(slug=slug)

@@ -26,13 +26,8 @@ import threading
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import django  # noqa: E402
-from bench_launch import ensure_database, pct  # noqa: E402  (sets the same environment defaults)
+from _common import REPO, django_ready, pct
 
 CHROMIUM = os.environ.get("K8X_CHROMIUM", "/usr/bin/chromium")
 # Every message of every WebSocket the page opens, with the page's receive time (ms since the epoch).
@@ -72,21 +67,19 @@ def free_port() -> int:
 
 def main() -> None:
     lines = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    ensure_database()
-    django.setup()
+    django_ready()
     import json
     import urllib.request
 
     from django.conf import settings
     from django.contrib.auth.models import User
-    from django.core.management import call_command
     from playwright.sync_api import sync_playwright
 
-    from k8x_core import jobspec, kube
+    from k8x_core import kube
+    from k8x_core.catalog.services import run_manual_create
     from k8x_core.models import Membership, Project, Role, Run, Service
-    from k8x_core.services import run_manual_create
+    from k8x_core.runs import jobspec
 
-    call_command("migrate", verbosity=0)
     tag = uuid.uuid4().hex[:8]
     namespace = f"k8x-bench-live-{tag}"
     password = uuid.uuid4().hex

@@ -2,7 +2,7 @@
 
 On connect the consumer checks the user may see the run (role ``user`` in its
 project; anyone else is refused with close code 4403 before the handshake
-completes), joins the run's group (k8x_core.live), and only then reads the log
+completes), joins the run's group (k8x_core.runs.live), and only then reads the log
 stored so far and sends it as one ``snapshot``. Live lines that arrive later
 and are already part of the snapshot are dropped by timestamp, so the browser
 sees every line exactly once: snapshot first, then ``log`` and ``status``
@@ -18,9 +18,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from k8x_core.live import run_group
 from k8x_core.models import TERMINAL_STATUSES, Role, Run
 from k8x_core.projects import project_allows
+from k8x_core.runs.live import run_group
 
 log = logging.getLogger(__name__)
 

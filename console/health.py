@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -36,4 +38,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     k8x_metrics.collect_database_gauges()
+    # Redis away: the other gauges are still worth serving (/readyz says what is wrong).
+    with contextlib.suppress(RedisError):
+        k8x_metrics.collect_queue_depth()
     return HttpResponse(generate_latest(k8x_metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,8 @@ Insecure defaults are refused with DEBUG=False by the system checks in
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,9 +44,26 @@ K8X_EVENTS_TOPIC = env.str("K8X_EVENTS_TOPIC", default="k8x.events")
 K8X_DLQ_TOPIC = env.str("K8X_DLQ_TOPIC", default="k8x.events.dlq")
 K8X_HUB_GROUP = env.str("K8X_HUB_GROUP", default="k8x-hub")
 K8X_HUB_BATCH_SIZE = env.int("K8X_HUB_BATCH_SIZE", default=500)
-# The hub serves its own Prometheus metrics here (0: off).
-K8X_HUB_METRICS_PORT = env.int("K8X_HUB_METRICS_PORT", default=9101)
-K8X_HUB_METRICS_ADDR = env.str("K8X_HUB_METRICS_ADDR", default="127.0.0.1")
+# Limits on a trigger's CEL expression (checked at save and when the hub loads it)
+# and the time one evaluation may take in the hub (over it: no match, counted).
+K8X_CEL_MAX_LENGTH = env.int("K8X_CEL_MAX_LENGTH", default=2048)
+K8X_CEL_MAX_DEPTH = env.int("K8X_CEL_MAX_DEPTH", default=200)
+K8X_CEL_MAX_MACRO_NESTING = env.int("K8X_CEL_MAX_MACRO_NESTING", default=2)
+K8X_CEL_BUDGET_MS = env.float("K8X_CEL_BUDGET_MS", default=20.0)
+# Every process but the web serves /healthz, /readyz and /metrics on this port
+# (0: off; each process's --health-port wins, as the Procfile's lines set them).
+K8X_HEALTH_PORT = env.int("K8X_HEALTH_PORT", default=0)
+# All interfaces: the kubelet probes a pod at its own address.
+K8X_HEALTH_ADDR = env.str("K8X_HEALTH_ADDR", default="0.0.0.0")  # noqa: S104
+# /healthz fails when the process loop made no step for this long.
+K8X_HEALTH_STALE_SECONDS = env.float("K8X_HEALTH_STALE_SECONDS", default=60.0)
+# Leader election (Lease per role) for the watcher and the scheduler. Off in
+# embedded mode, which runs one of each.
+K8X_LEADER_ELECTION = env.bool("K8X_LEADER_ELECTION", default=False)
+K8X_LEASE_NAMESPACE = env.str("K8X_LEASE_NAMESPACE", default="k8x-system")
+K8X_LEASE_DURATION_SECONDS = env.int("K8X_LEASE_DURATION_SECONDS", default=15)
+# The Lease's holderIdentity: the pod's name (downward API), else host and pid.
+K8X_POD_NAME = env.str("K8X_POD_NAME", default=f"{socket.gethostname()}-{os.getpid()}")
 # Project namespaces are "<K8X_NAMESPACE>-<project slug>".
 K8X_NAMESPACE = env.str("K8X_NAMESPACE", default="k8x")
 # Empty: use KUBECONFIG if set, else the local cluster's kubeconfig if it
@@ -63,6 +82,10 @@ K8X_VANISHED_GRACE_SECONDS = env.float("K8X_VANISHED_GRACE_SECONDS", default=10.
 K8X_MAX_EVENT_BYTES = env.int("K8X_MAX_EVENT_BYTES", default=1024 * 1024)
 K8X_MAX_BATCH_EVENTS = env.int("K8X_MAX_BATCH_EVENTS", default=100)
 K8X_MAX_BATCH_BYTES = env.int("K8X_MAX_BATCH_BYTES", default=4 * K8X_MAX_EVENT_BYTES)
+# Django buffers request bodies up to this; the same limit as the largest body
+# an endpoint accepts, so Django, the fast path and the server agree.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(K8X_MAX_BATCH_BYTES, K8X_MAX_EVENT_BYTES)
+K8X_MAX_JSON_DEPTH = env.int("K8X_MAX_JSON_DEPTH", default=100)
 K8X_RATE_LIMIT_PER_MINUTE = env.int("K8X_RATE_LIMIT_PER_MINUTE", default=6000)
 K8X_PRODUCE_TIMEOUT_SECONDS = env.float("K8X_PRODUCE_TIMEOUT_SECONDS", default=5.0)
 K8X_PRODUCE_LINGER_MS = env.float("K8X_PRODUCE_LINGER_MS", default=0)

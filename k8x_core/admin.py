@@ -9,6 +9,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from k8x_core import models
+from k8x_core.crypto import secret_encrypt
+from k8x_core.hub.matching import trigger_clean
 
 MASK = "••••••••"
 
@@ -32,8 +34,19 @@ class ServiceAdmin(admin.ModelAdmin[models.Service]):
     search_fields = ["name", "description"]
 
 
+class TriggerAdminForm(forms.ModelForm[models.Trigger]):
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # Raised with a message per field; Django's form puts each at its field.
+        trigger_clean(
+            trigger=models.Trigger(**{f: data.get(f) or "" for f in ("event_type", "source_glob", "cel_expression")})
+        )
+        return data
+
+
 @admin.register(models.Trigger)
 class TriggerAdmin(admin.ModelAdmin[models.Trigger]):
+    form = TriggerAdminForm
     list_display = ["event_type", "source_glob", "service", "active", "origin"]
     list_filter = ["active", "origin"]
 
@@ -161,8 +174,6 @@ class GitRepositoryAdminForm(forms.ModelForm[models.GitRepository]):
         fields = ["project", "name", "url", "branch", "path", "auth"]
 
     def save(self, commit: bool = True) -> models.GitRepository:
-        from k8x_core.crypto import secret_encrypt
-
         repo = super().save(commit=False)
         if self.cleaned_data.get("https_token"):
             repo.https_token_encrypted = secret_encrypt(plaintext=self.cleaned_data["https_token"])

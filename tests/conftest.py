@@ -12,6 +12,8 @@ import pytest
 from redis import Redis
 from rq import Queue
 
+from tests.kafka_support import topic_create, topic_delete
+
 _HERE = Path(__file__).parent
 
 # The local-cluster fixtures (kube_cluster, kube_api, kube_namespace).
@@ -30,3 +32,13 @@ def queue_name(settings: Any) -> Iterator[str]:
     queue = Queue(name, connection=Redis.from_url(redis_url))
     queue.empty()
     queue.delete(delete_jobs=True)
+
+
+@pytest.fixture
+def topic(settings: Any) -> Iterator[str]:
+    """An events topic of this test's own (3 partitions); K8X produces to it."""
+    name = f"test.events.{uuid.uuid4().hex}"
+    topic_create(name)
+    settings.K8X_EVENTS_TOPIC = name
+    yield name
+    topic_delete(name)

@@ -1,5 +1,5 @@
 """RQ jobs. The hub (and the console) enqueue ``worker.jobs.launch_run`` by dotted
-path with a run id; everything else is the domain's (``k8x_core.launch``)."""
+path with a run id; everything else is the domain's (``k8x_core.runs.launch``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 
 from rq import get_current_job
 
-from k8x_core.launch import run_launch
+from k8x_core.metrics import LAUNCHES
+from k8x_core.runs.launch import run_launch
+from k8x_core.runs.queue import launch_jobs_forget
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,7 @@ def launch_run(run_id: str) -> str:
         (datetime.now(UTC) - job.enqueued_at.replace(tzinfo=UTC)).total_seconds() if job and job.enqueued_at else 0.0
     )
     result = run_launch(run_id=run_id).value
+    LAUNCHES.labels(result=result).inc()
     log.info(
         "run %s: %s in %.1f ms (%.1f ms in the queue)", run_id, result, (time.perf_counter() - t0) * 1000, waited * 1000
     )
@@ -38,8 +41,6 @@ def launch_runs(run_ids: list[str]) -> dict[str, str]:
     in RQ's failed jobs. Returns run id -> what happened."""
     # Appended by the hub's owner; the import stays here to leave the rest of
     # this module as its owner wrote it.
-    from k8x_core.queue import launch_jobs_forget
-
     results: dict[str, str] = {}
     failed: list[str] = []
     for run_id in run_ids:

@@ -3,7 +3,7 @@ only a hint. A ``queued`` run older than a bound whose launch job is not in
 Redis (Redis restarted empty, an enqueue that failed after the hub's commit,
 a job lost with a crashed worker) is enqueued again. A run's launch job is
 either its own (``launch-<run id>``) or the hub's chunk job listed for it in
-``k8x_core.queue.launch_jobs_key``; the run has a live job if either is
+``k8x_core.runs.queue.launch_jobs_key``; the run has a live job if either is
 live. The launcher claims a run by a conditional status update and Job names
 are deterministic, so a second enqueue never launches twice.
 
@@ -19,7 +19,13 @@ from django.utils import timezone
 from rq.job import Job, JobStatus
 
 from k8x_core.models import Run, RunStatus
-from k8x_core.queue import launch_job_id, launch_jobs_forget, launch_jobs_lookup, launch_queue, runs_enqueue_each_now
+from k8x_core.runs.queue import (
+    launch_job_id,
+    launch_jobs_forget,
+    launch_jobs_lookup,
+    launch_queue,
+    runs_enqueue_each_now,
+)
 
 logger = logging.getLogger(__name__)
 

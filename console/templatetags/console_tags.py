@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import datetime, timedelta
 from typing import Any
 
 from django import template
 from django.http import QueryDict
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -48,8 +50,6 @@ def run_duration(run: Any) -> str:
     if start is None:
         return "—"
     if end is None:
-        from django.utils import timezone
-
         return duration(timezone.now() - start) + " so far"
     return duration(end - start)
 
@@ -89,6 +89,4 @@ def status_label(status: str) -> str:
 @register.filter
 def shell_join(words: list[str] | None) -> str:
     """Argument lists shown the way a shell would need them typed."""
-    import shlex
-
     return shlex.join(words or [])

@@ -7,7 +7,7 @@ from typing import Any
 from django import template
 
 from console.views.repos import change_fields
-from k8x_core.deploy import service_change_in, service_sync_history
+from k8x_core.catalog.servicedirs import service_change_in, service_sync_history
 from k8x_core.models import Service
 
 register = template.Library()

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from console.views.common import request_user
 from k8x_core.projects import projects_visible
-from k8x_core.stats import DayStat, dashboard_stats
+from k8x_core.runs.stats import DayStat, dashboard_stats
 
 CHART_STATUSES = ["succeeded", "failed", "timed_out", "cancelled", "active"]
 ACTIVE = ("queued", "starting", "running")

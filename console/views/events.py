@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from console.forms import EventFilterForm, SendEventForm
 from console.permissions import Role, events_visible, get_event_or_404, projects_with_role, runs_visible
 from console.views.common import keyset_page, request_user
-from k8x_core import services as service_domain
-from k8x_core.ingest import IngestRefused
+from k8x_core.catalog import services as service_domain
+from k8x_core.events.ingest import IngestRefused
 from k8x_core.models import Event, Project
 
 

@@ -14,11 +14,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from console.forms import ApiKeyForm, ConfigForm, MemberForm, SecretForm, WebhookForm
 from console.permissions import Role, get_project_or_404, project_allows, project_role
 from console.views.common import request_user
-from k8x_core.apikeys import apikey_create, apikey_revoke
-from k8x_core.configs import config_set, secret_set
+from k8x_core.events.apikeys import apikey_create, apikey_revoke
+from k8x_core.events.webhooks import webhook_create, webhook_curl_example, webhook_url
 from k8x_core.models import ApiKey, Config, Membership, Project, Scope, Secret, Service, Webhook
 from k8x_core.projects import projects_visible
-from k8x_core.webhooks import webhook_create, webhook_curl_example, webhook_url
+from k8x_core.runs.configs import config_set, secret_set
 
 
 def _context(request: HttpRequest, project: Project, tab: str, **extra: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.permissions import Role, get_project_or_404, project_allows, project_role
 from console.views.common import request_user
-from k8x_core.gitrepo import RepoInvalid, repo_create, repo_key_regenerate, repo_sync, repo_token_set
+from k8x_core.catalog.git import RepoInvalid, repo_create, repo_key_regenerate, repo_sync, repo_token_set
 from k8x_core.models import GitRepository, Project, SyncRecord
 
 HISTORY_SIZE = 50

@@ -22,26 +22,9 @@ from console.permissions import (
     services_visible,
 )
 from console.views.common import keyset_page, request_user
-from k8x_core.configs import configs_resolve, secret_keys_resolve
 from k8x_core.models import TERMINAL_STATUSES, Run
-
-# The container contract's variables (PRODUCT.md), shown by name on the run page.
-CONTRACT_VARIABLES = [
-    "K8X_RUN_ID",
-    "K8X_SERVICE",
-    "K8X_PROJECT",
-    "K8X_TRIGGER",
-    "K8X_CORRELATION_ID",
-    "K8X_EVENT_ID",
-    "K8X_EVENT_TYPE",
-    "K8X_EVENT_SOURCE",
-    "K8X_EVENT_SUBJECT",
-    "K8X_EVENT_TIME",
-    "K8X_EVENT",
-    "K8X_PARAMS",
-    "K8X_EVENTS_URL",
-    "K8X_RUN_TOKEN",
-]
+from k8x_core.runs import jobspec, launch
+from k8x_core.runs.configs import configs_resolve, secret_keys_resolve
 
 
 @login_required
@@ -78,7 +61,7 @@ def run_badge(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 
 def _environment(run: Run) -> list[dict[str, Any]]:
     service = run.service
-    rows: list[dict[str, Any]] = [{"name": name, "kind": "k8x", "value": None} for name in CONTRACT_VARIABLES]
+    rows: list[dict[str, Any]] = [{"name": name, "kind": "k8x", "value": None} for name in jobspec.CONTRACT_VARIABLES]
     rows += [{"name": k, "kind": "config", "value": v} for k, v in configs_resolve(service=service).items()]
     rows += [{"name": k, "kind": "secret", "value": None} for k in secret_keys_resolve(service=service)]
     return rows
@@ -124,18 +107,11 @@ def run_log_download(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 def run_cancel(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     user = request_user(request)
     run = get_run_or_404(user, run_id, Role.USER)
-    from k8x_core import kube, launch
-
-    try:
-        cancelled = launch.run_cancel(run_id=run.pk, user=user)
-    except kube.KubeError as exc:
-        # The run is marked cancelled first; only the Job's deletion waits for the cluster.
-        messages.warning(request, f"Run cancelled; its Job could not be deleted yet: {exc}")
+    # run_cancel never waits on the cluster: a Job it cannot delete now, the watcher deletes.
+    if launch.run_cancel(run_id=run.pk, user=user):
+        messages.success(request, "Run cancelled.")
     else:
-        if cancelled:
-            messages.success(request, "Run cancelled.")
-        else:
-            messages.info(request, "The run had already ended.")
+        messages.info(request, "The run had already ended.")
     return redirect("console:run_detail", run_id=run.pk)
 
 
@@ -144,8 +120,6 @@ def run_cancel(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 def run_rerun(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     user = request_user(request)
     run = get_run_or_404(user, run_id, Role.USER)
-    from k8x_core import launch
-
     new_run = launch.run_rerun(run_id=run.pk, user=user)
     messages.success(request, "Re-run queued.")
     return redirect("console:run_detail", run_id=new_run.pk)

@@ -3,6 +3,7 @@ triggers with a sample-event check, and the manual-run form."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -23,11 +24,18 @@ from console.forms import (
     manual_run_form_class,
     manual_run_params,
 )
-from console.permissions import Role, get_project_or_404, get_service_or_404, project_allows, services_visible
+from console.permissions import (
+    Role,
+    get_project_or_404,
+    get_service_or_404,
+    project_allows,
+    projects_with_role,
+    services_visible,
+)
 from console.views.common import request_user
-from k8x_core import services as service_domain
-from k8x_core.configs import configs_resolve, secret_keys_resolve
+from k8x_core.catalog import services as service_domain
 from k8x_core.models import Config, Project, RunStatus, Scope, Secret, Service, Trigger
+from k8x_core.runs.configs import configs_resolve, secret_keys_resolve
 
 
 @login_required
@@ -43,8 +51,6 @@ def service_list(request: HttpRequest) -> HttpResponse:
             services = services.filter(active=True)
         elif form.cleaned_data["active"] == "no":
             services = services.filter(active=False)
-    from console.permissions import projects_with_role
-
     admin_projects = list(projects_with_role(user=user, role=Role.ADMIN))
     return render(
         request,
@@ -92,8 +98,6 @@ def service_detail(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 
 
 def _sample_for(service: Service) -> str:
-    import json
-
     first = service.triggers.first()
     event_type = first.event_type.replace("*", "example") if first else "com.example.event"
     return json.dumps(
@@ -251,8 +255,9 @@ def trigger_delete(request: HttpRequest, slug: str, name: str, trigger_id: int) 
 @login_required
 @require_POST
 def trigger_test(request: HttpRequest, slug: str, name: str) -> HttpResponse:
-    """Which of the service's triggers (or the trigger being edited) match a sample event."""
-    service = get_service_or_404(request.user, slug, name, Role.USER)
+    """Which of the service's triggers (or the trigger being edited) match a sample event.
+    Admins only: it evaluates an expression the sender chooses (within the CEL budget)."""
+    service = get_service_or_404(request.user, slug, name, Role.ADMIN)
     form = SampleEventForm(request.POST)
     results: list[dict[str, Any]] = []
     if form.is_valid():

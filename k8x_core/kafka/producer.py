@@ -33,7 +33,7 @@ from confluent_kafka import KafkaError as _CKafkaError
 from confluent_kafka import KafkaException, Message, Producer
 from django.conf import settings
 
-from k8x_core.ce import ce_to_kafka
+from k8x_core.events.ce import ce_to_kafka
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _config(*, timeout_seconds: float) -> dict[str, Any]:
         # Send at once: a lone event is not held back (1 ms vs 3 ms to 202 at
         # linger 2), and under load librdkafka batches what queues up while
         # the previous request is in flight anyway (bench/bench_bridge.py).
-        "linger.ms": float(getattr(settings, "K8X_PRODUCE_LINGER_MS", 0)),
+        "linger.ms": float(settings.K8X_PRODUCE_LINGER_MS),
         "message.timeout.ms": message_timeout_ms,
         # Back at work soon after the broker returns, without a restart.
         "reconnect.backoff.ms": 100,

@@ -12,8 +12,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from k8x_core.live import live_publish_log, live_publish_status, run_group
 from k8x_core.models import Run, RunStatus
+from k8x_core.runs.live import live_publish_log, live_publish_status, run_group
 from tests.console.conftest import World
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]

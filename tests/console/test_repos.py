@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from k8x_core.models import GitRepository, Membership, Project, Role, Service, SyncRecord
-from tests.k8x_core.deploy.conftest import GitServer, git_server, service_write  # noqa: F401 - git_server is a fixture
+from tests.k8x_core.catalog.conftest import GitServer, git_server, service_write  # noqa: F401 - git_server is a fixture
 
 pytestmark = pytest.mark.django_db
 

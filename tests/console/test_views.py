@@ -345,8 +345,10 @@ def test_trigger_sample_box(world: World) -> None:
     Trigger.objects.create(
         service=world.service, event_type="com.acme.order.*", cel_expression="event.data.amount > 100"
     )
-    client = client_for(world.user)
     url = reverse("console:trigger_test", args=["acme", "billing"])
+    # It evaluates an expression of the sender's choosing: admins only.
+    assert client_for(world.user).post(url, {"sample": "{}"}).status_code == 403
+    client = client_for(world.admin)
     big = '{"specversion":"1.0","id":"1","source":"/s","type":"com.acme.order.created","data":{"amount":150}}'
     small = big.replace("150", "50")
     assert "matches" in client.post(url, {"sample": big}).content.decode()

@@ -1,7 +1,7 @@
 """A real K8X for the examples: the event bridge (this test's Django on the pod
 bridge address, where pods post follow-up events), Kafka topics and a hub thread,
 the watcher, rqworker processes, and a project on the local cluster. The fixtures
-come from tests/k8x_core/launch/conftest.py; this adds the example images and one
+come from tests/k8x_core/runs/conftest.py; this adds the example images and one
 handle on all of it."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from k8x_core.apikeys import apikey_create
+from k8x_core.events.apikeys import apikey_create
 from k8x_core.models import TERMINAL_STATUSES, Project, Run
-from tests.k8x_core.launch.conftest import (  # noqa: F401  (fixtures)
+from tests.k8x_core.runs.conftest import (  # noqa: F401  (fixtures)
     REPO,
     bridge,
     cluster_settings,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from k8x_core.gitrepo import repo_create
+from k8x_core.catalog.git import repo_create
 from k8x_core.models import Run, RunStatus, Service
 from tests.examples.conftest import REPO, K8x
-from tests.k8x_core.deploy.conftest import GitServer, git_server  # noqa: F401  (fixture)
+from tests.k8x_core.catalog.conftest import GitServer, git_server  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.apps import apps
+from django.contrib import admin
 from django.contrib.auth.models import User
 from django.test import Client
 
 from k8x_core.admin import MASK
-from k8x_core.configs import secret_set
 from k8x_core.models import Project, Secret, Webhook
+from k8x_core.runs.configs import secret_set
 
 pytestmark = pytest.mark.django_db
 
@@ -70,8 +72,5 @@ def test_webhook_secret_masked(admin_client_: Client) -> None:
 
 
 def test_every_model_has_an_admin(admin_client_: Client) -> None:
-    from django.apps import apps
-    from django.contrib import admin
-
     for model in apps.get_app_config("k8x_core").get_models():
         assert admin.site.is_registered(model), model.__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -13,9 +14,9 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.forms.models import model_to_dict
 
-from k8x_core.configs import secret_set
 from k8x_core.crypto import SecretDecryptionError, secret_decrypt, secret_encrypt
 from k8x_core.models import Project, Secret, Service, Webhook
+from k8x_core.runs.configs import secret_set
 
 PLAIN = "hunter2-very-secret-value-7f3a"
 
@@ -107,8 +108,6 @@ def test_secret_command_reads_the_value_from_stdin() -> None:
 @pytest.mark.django_db
 def test_secret_command_names_what_is_wrong(monkeypatch) -> None:
     Project.objects.create(slug="cli")
-    import io
-
     monkeypatch.setattr("sys.stdin", io.StringIO("value\n"))
     with pytest.raises(CommandError, match="no project 'nope'"):
         call_command("k8x_secret", "set", "--project", "nope", "KEY")

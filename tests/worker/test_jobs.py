@@ -12,8 +12,8 @@ from rq import SimpleWorker
 
 from k8x_core import kube
 from k8x_core.models import Project, Run, RunStatus, Service, TriggerKind, run_job_name
-from k8x_core.queue import run_enqueue_now
-from tests.k8x_core.launch.conftest import cluster_settings, project  # noqa: F401  (fixtures)
+from k8x_core.runs.queue import run_enqueue_now
+from tests.k8x_core.runs.conftest import cluster_settings, project  # noqa: F401  (fixtures)
 from worker.jobs import launch_run
 
 pytestmark = pytest.mark.cluster

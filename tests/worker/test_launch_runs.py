@@ -10,8 +10,8 @@ from rq import SimpleWorker
 from rq.job import JobStatus
 
 from k8x_core.models import Project, Run, RunStatus, Service, TriggerKind, run_job_name
-from k8x_core.queue import launch_jobs_lookup, runs_enqueue_now
-from tests.k8x_core.launch.conftest import cluster_settings, project  # noqa: F401  (fixtures)
+from k8x_core.runs.queue import launch_jobs_lookup, runs_enqueue_now
+from tests.k8x_core.runs.conftest import cluster_settings, project  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.cluster
 

@@ -14,10 +14,10 @@ from django.utils import timezone
 from rq.job import JobStatus
 
 from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, Service, TriggerKind
-from k8x_core.queue import CHUNK_JOB_PREFIX, launch_jobs_lookup, run_enqueue_now, runs_enqueue_now
+from k8x_core.runs.queue import CHUNK_JOB_PREFIX, launch_jobs_lookup, run_enqueue_now, runs_enqueue_now
 from worker.reconcile import runs_reconcile
 
-# Transactional: enqueueing happens on commit (django-rq and k8x_core.queue).
+# Transactional: enqueueing happens on commit (django-rq and k8x_core.runs.queue).
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from k8x_core.apikeys import apikey_create
+from k8x_core.events.apikeys import apikey_create
 from k8x_core.models import Project
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from k8x_core import deploy
-from k8x_core.gitrepo import worktree_commit
+from k8x_core.catalog import servicedirs
+from k8x_core.catalog.git import worktree_commit
 from k8x_core.models import DNS_LABEL_REGEX, Project, SyncRecord
 from k8x_core.projects import project_ensure
 
@@ -44,7 +44,7 @@ class Command(BaseCommand):
             raise CommandError(f"{options['dir']} is not a directory")
         project = Project.objects.filter(slug=slug).first()
         namespace = project.namespace if project else None
-        loaded = deploy.servicedir_load(
+        loaded = servicedirs.servicedir_load(
             root=root,
             namespace=namespace,
             validate_on_cluster=not options["no_cluster_validation"],
@@ -53,7 +53,7 @@ class Command(BaseCommand):
         commit = worktree_commit(path=root)
         if loaded.errors:
             if project is not None and not options["dry_run"]:
-                deploy.sync_failed(
+                servicedirs.sync_failed(
                     project=project,
                     repository=None,
                     source=str(root),
@@ -66,8 +66,8 @@ class Command(BaseCommand):
             raise CommandError(f"{len(loaded.errors)} problem(s) in {root}; nothing applied")
 
         # One service directory applied alone is that service only: the others stay active.
-        single = (root / deploy.MANIFEST).is_file()
-        plan = deploy.plan_build(
+        single = (root / servicedirs.MANIFEST).is_file()
+        plan = servicedirs.plan_build(
             project=project, project_slug=slug, specs=loaded.specs, repository=None, deactivate_missing=not single
         )
         self.stdout.write(plan.render())
@@ -82,9 +82,9 @@ class Command(BaseCommand):
             project, _ = project_ensure(slug=slug)
             plan.project = project
             self.stdout.write(f"Created project {slug}.")
-        record = deploy.plan_apply(plan=plan, source=str(root), commit=commit)
+        record = servicedirs.plan_apply(plan=plan, source=str(root), commit=commit)
         if record.status != SyncRecord.Status.APPLIED:
             for err in record.errors:
-                self.stderr.write(f"error: {deploy.SpecError(**err)}")
+                self.stderr.write(f"error: {servicedirs.SpecError(**err)}")
             raise CommandError("nothing applied")
         self.stdout.write(f"Applied (sync record {record.pk}{', commit ' + commit[:12] if commit else ''}).")

@@ -1,8 +1,9 @@
 """``manage.py k8x_hub``: consume the events topic and turn events into runs.
 
 SIGTERM/SIGINT: the current batch is finished and committed, the consumer
-leaves its group, exit 0. Metrics (k8x_core.metrics.REGISTRY) are served on
-``K8X_HUB_METRICS_PORT`` (default 9101, 0 = off) at ``/metrics``.
+leaves its group, exit 0. ``/healthz``, ``/readyz`` and ``/metrics``
+(k8x_core.process.health) are served on ``--health-port`` (``--metrics-port``
+is its older name), default K8X_HEALTH_PORT (0 = off).
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from prometheus_client import start_http_server
 
-from k8x_core.hub import hub_create
-from k8x_core.metrics import REGISTRY
+from k8x_core.hub.loop import hub_create
+from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
 
-logger = logging.getLogger("k8x_core.hub")
+logger = logging.getLogger("k8x_core.hub.loop")
 
 
 class Command(BaseCommand):
@@ -28,19 +28,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--topic", action="append", help="topic to consume (repeatable); default K8X_EVENTS_TOPIC")
         parser.add_argument("--group", help="consumer group; default K8X_HUB_GROUP")
-        parser.add_argument("--metrics-port", type=int, default=None, help="default K8X_HUB_METRICS_PORT (9101)")
+        health_port_argument(parser, "--metrics-port")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        port = options["metrics_port"]
-        if port is None:
-            port = int(getattr(settings, "K8X_HUB_METRICS_PORT", 9101))
-        if port:
-            try:
-                start_http_server(port, addr=getattr(settings, "K8X_HUB_METRICS_ADDR", "127.0.0.1"), registry=REGISTRY)
-                logger.info("metrics on :%s/metrics", port)
-            except OSError as exc:
-                # Metrics are not worth stopping the hub for.
-                logger.error("metrics server not started on port %s: %s", port, exc)
+        health = ProcessHealth(role="hub")
+        health_serve(health=health, port=options["health_port"])
         hub = hub_create(topics=options["topic"], group=options["group"])
 
         def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -50,5 +42,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         logger.info("hub consuming %s in group %s", hub.consumer.topics, options["group"] or settings.K8X_HUB_GROUP)
-        hub.run()
+        # Hub.run() with a heartbeat per step.
+        while not hub.stopping:
+            health.beat()
+            hub.step()
+        hub.close()
         logger.info("hub stopped")

@@ -1,12 +1,15 @@
 """``manage.py k8x_scheduler``: emit ``k8x.schedule`` events for services
-whose cron schedule is due (see k8x_core.scheduler). Several may run at
-once; each due time is emitted once. SIGTERM/SIGINT: finish the pass, exit 0."""
+whose cron schedule is due (see k8x_core.events.scheduler). Several may run at
+once; each due time is emitted once. With K8X_LEADER_ELECTION only the holder
+of the Lease ``k8x-scheduler`` makes passes (k8x_core.process.leader).
+``--health-port``: /healthz, /readyz, /metrics. SIGTERM/SIGINT: finish the
+pass, release the Lease, exit 0."""
 
 from __future__ import annotations
 
 import logging
 import signal
-import time
+import threading
 from types import FrameType
 from typing import Any
 
@@ -14,10 +17,57 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from k8x_core.gitrepo import repos_sync_due
-from k8x_core.scheduler import schedule_process_one
+from k8x_core.catalog.git import repos_sync_due
+from k8x_core.events.scheduler import schedule_process_one
+from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
+from k8x_core.process.leader import leader_elector_for, leader_loop
 
-logger = logging.getLogger("k8x_core.scheduler")
+logger = logging.getLogger("k8x_core.events.scheduler")
+
+
+class SchedulerPasses:
+    """The scheduler's work as a leader-loop actor: ``step()`` is one pass, then the
+    wait until the next one (longer after a database error)."""
+
+    def __init__(self, *, interval: float, stopping: threading.Event) -> None:
+        self.interval = interval
+        self.backoff = interval
+        self.stopping = stopping
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        logger.info("scheduler running, a pass every %.1f s", self.interval)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def step(self) -> int:
+        emitted = 0
+        try:
+            emitted = schedule_process_one()
+            self.backoff = self.interval
+            if emitted:
+                logger.info("emitted %d schedule event(s)", emitted)
+            # Periodic git sync (K8X_GIT_SYNC_INTERVAL_SECONDS; a no-op at 0),
+            # one repository per pass so cron ticks are never held up long.
+            repos_sync_due(now=timezone.now(), limit=1)
+        except DatabaseError:
+            # The database is away: wait and try again, never crash.
+            logger.exception("scheduler pass failed; retrying")
+            self.backoff = min(self.backoff * 2, 30.0)
+        except Exception:
+            # Whatever a project wrote (schedules are isolated per service in
+            # the pass; this is the last line): log, back off, go on.
+            logger.exception("scheduler pass failed; retrying")
+            self.backoff = min(self.backoff * 2, 30.0)
+        # Like a request boundary: drop connections that broke or aged out.
+        close_old_connections()
+        # The wait ends early when the process stops or the lease is lost.
+        waited = 0.0
+        while waited < self.backoff and not self.stopping.is_set() and not self.stopped.is_set():
+            self.stopping.wait(min(0.2, self.backoff - waited))
+            waited += 0.2
+        return emitted
 
 
 class Command(BaseCommand):
@@ -25,38 +75,29 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--interval", type=float, default=2.0, help="seconds between passes (1 to 5)")
-        parser.add_argument("--once", action="store_true", help="one pass, then exit")
+        parser.add_argument("--once", action="store_true", help="one pass, then exit (no leader election)")
+        health_port_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         interval = min(max(float(options["interval"]), 1.0), 5.0)
-        self.shutdown = False
+        stopping = threading.Event()
+        if options["once"]:
+            stopping.set()
+            SchedulerPasses(interval=interval, stopping=stopping).step()
+            return
 
         def _stop(signum: int, _frame: FrameType | None) -> None:
             logger.info("signal %s: stopping after this pass", signum)
-            self.shutdown = True
+            stopping.set()
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        logger.info("scheduler running, a pass every %.1f s", interval)
-        backoff = interval
-        while not self.shutdown:
-            try:
-                emitted = schedule_process_one()
-                backoff = interval
-                if emitted:
-                    logger.info("emitted %d schedule event(s)", emitted)
-                # Periodic git sync (K8X_GIT_SYNC_INTERVAL_SECONDS; a no-op at 0),
-                # one repository per pass so cron ticks are never held up long.
-                repos_sync_due(now=timezone.now(), limit=1)
-            except DatabaseError:
-                # The database is away: wait and try again, never crash.
-                logger.exception("scheduler pass failed; retrying")
-                backoff = min(backoff * 2, 30.0)
-            if options["once"]:
-                break
-            # Like a request boundary: drop connections that broke or aged out.
-            close_old_connections()
-            deadline = time.monotonic() + backoff
-            while not self.shutdown and time.monotonic() < deadline:
-                time.sleep(min(0.2, deadline - time.monotonic()))
+        health = ProcessHealth(role="scheduler")
+        health_serve(health=health, port=options["health_port"])
+        leader_loop(
+            elector=leader_elector_for(role="scheduler", name="k8x-scheduler"),
+            actor_create=lambda: SchedulerPasses(interval=interval, stopping=stopping),
+            health=health,
+            stopping=stopping,
+        )
         logger.info("scheduler stopped")

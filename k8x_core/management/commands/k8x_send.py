@@ -15,8 +15,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from k8x_core.ce import CloudEventInvalid, ce_new
-from k8x_core.ingest import IngestRefused, Sender, event_accept
+from k8x_core.events.ce import CloudEventInvalid, ce_new
+from k8x_core.events.ingest import IngestRefused, Sender, event_accept
 from k8x_core.models import Project
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from k8x_core import deploy
-from k8x_core.gitrepo import repo_sync
+from k8x_core.catalog import servicedirs
+from k8x_core.catalog.git import repo_sync
 from k8x_core.models import GitRepository, SyncRecord
 
 
@@ -54,6 +54,6 @@ class Command(BaseCommand):
                 failed += 1
                 self.stderr.write(f"{label}: FAILED at {record.commit[:12] or '(no commit)'}; nothing applied")
                 for err in record.errors:
-                    self.stderr.write(f"  error: {deploy.SpecError(**err)}")
+                    self.stderr.write(f"  error: {servicedirs.SpecError(**err)}")
         if failed:
             raise CommandError(f"{failed} repository sync(s) failed")

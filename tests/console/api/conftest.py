@@ -4,19 +4,8 @@ import uuid
 
 import pytest
 
-from k8x_core.apikeys import apikey_create
+from k8x_core.events.apikeys import apikey_create
 from k8x_core.projects import project_ensure
-from tests.k8x_core.ingest.kafka_support import topic_create, topic_delete
-
-
-@pytest.fixture
-def topic(settings):
-    """A topic of this test's own; the bridge produces to it."""
-    name = f"test.events.{uuid.uuid4().hex}"
-    topic_create(name)
-    settings.K8X_EVENTS_TOPIC = name
-    yield name
-    topic_delete(name)
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import uuid
 
 import pytest
 
-from k8x_core.apikeys import apikey_create, apikey_revoke
-from k8x_core.ingest import api_key_cache_clear
-from tests.k8x_core.ingest.kafka_support import topic_count
+from k8x_core.events.apikeys import apikey_cache_clear, apikey_create, apikey_revoke
+from tests.kafka_support import topic_count
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db]
 
@@ -25,7 +24,7 @@ def _post(client, raw):
 
 def test_cached_key_skips_the_database(client, topic, project, settings, django_assert_num_queries):
     settings.K8X_APIKEY_CACHE_SECONDS = 30
-    api_key_cache_clear()
+    apikey_cache_clear()
     raw = apikey_create(project=project, name="cached")[1]
     assert _post(client, raw).status_code == 202
     with django_assert_num_queries(0):
@@ -35,7 +34,7 @@ def test_cached_key_skips_the_database(client, topic, project, settings, django_
 
 def test_revoked_key_is_refused_once_the_cache_expires(client, topic, project, settings):
     settings.K8X_APIKEY_CACHE_SECONDS = 0.5
-    api_key_cache_clear()
+    apikey_cache_clear()
     key, raw = apikey_create(project=project, name="revoked")
     assert _post(client, raw).status_code == 202
     apikey_revoke(key=key)
@@ -48,7 +47,7 @@ def test_revoked_key_is_refused_once_the_cache_expires(client, topic, project, s
 
 def test_cache_disabled_looks_up_every_time(client, topic, project, settings):
     settings.K8X_APIKEY_CACHE_SECONDS = 0
-    api_key_cache_clear()
+    apikey_cache_clear()
     key, raw = apikey_create(project=project, name="uncached")
     assert _post(client, raw).status_code == 202
     apikey_revoke(key=key)

@@ -12,9 +12,9 @@ import pytest
 from django.core.asgi import get_asgi_application
 
 from console.api.fastpath import bridge_asgi
-from k8x_core.apikeys import apikey_create
-from k8x_core.ingest import api_key_cache_clear, sender_from_api_key
-from tests.k8x_core.ingest.kafka_support import topic_count, topic_read
+from k8x_core.events.apikeys import apikey_cache_clear, apikey_create
+from k8x_core.events.ingest import sender_from_api_key
+from tests.kafka_support import topic_count, topic_read
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db]
 
@@ -69,7 +69,7 @@ def asgi_post(app, path, body: bytes, headers: dict[str, str]):
 @pytest.fixture
 def cached_key(project, settings):
     settings.K8X_APIKEY_CACHE_SECONDS = 60
-    api_key_cache_clear()
+    apikey_cache_clear()
     raw = apikey_create(project=project, name="fast")[1]
     sender_from_api_key(raw=raw)  # what the first request through Django does
     return raw

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8x_core.ingest.kafka_support import topic_count, topic_read
+from tests.kafka_support import topic_count, topic_read
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db]
 

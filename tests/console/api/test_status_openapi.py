@@ -12,7 +12,7 @@ import pytest
 from openapi_spec_validator import validate as openapi_validate
 
 from console.api.openapi import openapi_document
-from k8x_core.apikeys import apikey_create
+from k8x_core.events.apikeys import apikey_create
 from k8x_core.models import Event, Run, RunStatus, Service
 from k8x_core.projects import project_ensure
 

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
+from k8x_core.events.webhooks import webhook_create, webhook_curl_example
 from k8x_core.projects import project_ensure
-from k8x_core.webhooks import webhook_create, webhook_curl_example
-from tests.k8x_core.ingest.kafka_support import topic_create, topic_delete, topic_read
+from tests.kafka_support import topic_create, topic_delete, topic_read
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db(transaction=True)]
 

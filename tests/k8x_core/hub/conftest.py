@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,10 +21,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from django.conf import settings
 from django.db import connection
 
-from k8x_core.ce import ce_new, ce_to_kafka
+from k8x_core.events.ce import ce_new, ce_to_kafka
 from k8x_core.kafka.consumer import HubMessage
 from k8x_core.models import Project, Service, Trigger
-from k8x_core.queue import CHUNK_JOB_PREFIX, LAUNCH_CHUNK_JOB
+from k8x_core.runs.queue import CHUNK_JOB_PREFIX, LAUNCH_CHUNK_JOB
 
 REPO = Path(__file__).resolve().parents[3]
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -147,8 +148,6 @@ def produce_events(topic: str, events: list[dict[str, Any]]) -> None:
 
 def read_all(topic: str, *, expect: int, timeout: float = 30) -> list[Any]:
     """Every message of a topic (for checking the dead-letter topic)."""
-    import time
-
     consumer = Consumer(
         {"bootstrap.servers": BOOTSTRAP, "group.id": f"reader-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -13,10 +14,11 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from django.db import connection
 
-from k8x_core.hub import Hub
+from k8x_core.hub.loop import Hub
 from k8x_core.kafka.consumer import DeadLetterProducer, HubConsumer
-from k8x_core.models import Event, EventOutcome, Run
+from k8x_core.models import Event, EventOutcome, Run, Trigger
 
 from .conftest import BOOTSTRAP, event, produce, produce_events, read_all
 
@@ -160,10 +162,6 @@ def test_database_outage_backs_off_and_retries_the_same_batch(
     connection now points at a port nothing listens on): the hub logs, backs
     off, keeps the batch, and records it once the database is back; the
     offsets move only then."""
-    import threading
-
-    from django.db import connection
-
     make_service("orders", triggers=[{"event_type": "com.acme.order.created"}])
     topic, dlq = make_topic(), make_topic()
     events = [event() for _ in range(10)]
@@ -181,7 +179,7 @@ def test_database_outage_backs_off_and_retries_the_same_batch(
     restorer = threading.Thread(target=restore)
     restorer.start()
     try:
-        with caplog.at_level("WARNING", logger="k8x_core.hub"):
+        with caplog.at_level("WARNING", logger="k8x_core.hub.loop"):
             result = None
             deadline = time.monotonic() + 60
             while result is None and time.monotonic() < deadline:
@@ -202,8 +200,6 @@ def test_a_trigger_added_while_the_hub_runs_applies_within_a_second(
 ) -> None:
     """Late linking: no restart, no per-event query; the index is reloaded
     when the trigger table's fingerprint changes."""
-    from k8x_core.models import Trigger
-
     svc = make_service("late")
     topic, dlq = make_topic(), make_topic()
     before, after = event(), event()

@@ -1,6 +1,7 @@
 """``manage.py k8x_reconcile``: re-enqueue stale ``queued`` runs whose launch
 job is not in Redis (worker.reconcile), every half K8X_RECONCILE_AFTER_SECONDS.
-SIGTERM/SIGINT end the loop after the current pass."""
+SIGTERM/SIGINT end the loop after the current pass. ``--health-port``: /healthz,
+/readyz, /metrics (k8x_core.process.health)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
+from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
 from worker.reconcile import runs_reconcile
 
 logger = logging.getLogger("worker.reconcile")
@@ -26,6 +28,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="one pass, print the count, exit")
         parser.add_argument("--older-than", type=float, default=None, help="seconds (K8X_RECONCILE_AFTER_SECONDS)")
+        health_port_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         older_than = options["older_than"]
@@ -43,13 +46,21 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         interval = max(older_than / 2, 5.0)
+        health = ProcessHealth(role="reconciler")
+        problem: dict[str, str] = {}
+        health.ready_check = lambda: dict(problem)
+        health_serve(health=health, port=options["health_port"])
         while not stopping:
+            health.beat()
             try:
                 runs_reconcile(older_than=older_than)
+                problem.clear()
             except (DatabaseError, RedisError) as exc:
                 # Lost database or Redis: try again next round.
                 logger.warning("reconcile pass failed: %s", exc)
+                problem["reconcile"] = str(exc).strip()[:200]
                 connection.close()
             end = time.monotonic() + interval
             while not stopping and time.monotonic() < end:
+                health.beat()
                 time.sleep(0.2)

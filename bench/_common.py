@@ -1,0 +1,55 @@
+"""What every benchmark shares: importing this module sets the environment a
+benchmark runs in (repository on sys.path, settings, a benchmark database, keys
+of its own); ``django_ready()`` creates and migrates that database and sets
+Django up; ``pct`` is the percentile every table prints."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import environ
+import psycopg
+from cryptography.fernet import Fernet
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x.settings")
+os.environ.setdefault("DATABASE_URL", "postgres://k8x:k8x@127.0.0.1:55432/k8x_bench")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("K8X_RATE_LIMIT_PER_MINUTE", "100000000")
+# Production settings refuse the development keys; a benchmark gets keys of its own.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("K8X_SECRETS_KEY", Fernet.generate_key().decode())
+
+
+def ensure_database() -> None:
+    """Create the benchmark database if it is missing."""
+    cfg = environ.Env.db_url_config(os.environ["DATABASE_URL"])
+    conn_args = {"user": cfg["USER"], "password": cfg["PASSWORD"], "host": cfg["HOST"], "port": cfg["PORT"]}
+    try:
+        psycopg.connect(dbname=cfg["NAME"], **conn_args).close()
+    except psycopg.OperationalError:
+        with psycopg.connect(dbname="postgres", autocommit=True, **conn_args) as conn:
+            conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
+
+
+def django_ready() -> None:
+    """The benchmark database, migrated, and Django set up."""
+    # Imported here: Django must not be imported before the environment above is set.
+    import django
+    from django.core.management import call_command
+
+    ensure_database()
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]

@@ -1,0 +1,203 @@
+"""Service changes made by people (the console), and manual runs.
+
+Git deployments go through their own apply path; these functions are what a
+form submit does once the form's own field checks have passed.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from typing import Any
+
+import jsonschema
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, User
+from django.db import transaction
+from django.utils import timezone
+
+from k8x_core import kube
+from k8x_core.events import ce, ingest
+from k8x_core.hub import cel, matching
+from k8x_core.models import Event, Run, RunStatus, Service, Trigger, TriggerKind
+from k8x_core.runs import jobspec
+from k8x_core.runs.queue import run_enqueue
+
+
+class ServiceInvalid(ValueError):
+    """A service the cluster (or K8X) would refuse; ``field`` names the form field to blame."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ClusterUnavailable(RuntimeError):
+    """The cluster could not be asked; nothing was saved."""
+
+
+def job_template_parse(*, text: str) -> dict[str, Any]:
+    """The Job (or Pod template) YAML of a service as a batch/v1 Job dict, parsed the way the launcher does."""
+    try:
+        return jobspec.template_parse(text)
+    except jobspec.JobSpecInvalid as exc:
+        raise ServiceInvalid(str(exc), field="job_template") from None
+
+
+def service_job_preview(*, service: Service) -> dict[str, Any]:
+    """A Job shaped like the ones launched for this service, for a dry run.
+
+    Only what the service itself controls; the launcher adds the K8X
+    environment, labels and secret references at launch time."""
+    if service.job_template.strip():
+        job = job_template_parse(text=service.job_template)
+    else:
+        container: dict[str, Any] = {"name": "main", "image": service.image}
+        if service.command:
+            container["command"] = list(service.command)
+        if service.args:
+            container["args"] = list(service.args)
+        if service.resources:
+            container["resources"] = dict(service.resources)
+        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {}, "spec": {"template": {"spec": {}}}}
+        job["spec"]["template"]["spec"] = {"containers": [container]}
+    job = dict(job)
+    job["metadata"] = {
+        **(job.get("metadata") or {}),
+        "name": f"k8x-dry-run-{secrets.token_hex(6)}",
+        "namespace": service.project.namespace,
+    }
+    spec = job.setdefault("spec", {})
+    pod_spec = spec.setdefault("template", {}).setdefault("spec", {})
+    pod_spec.setdefault("restartPolicy", "Never")
+    if service.timeout_seconds:
+        spec["activeDeadlineSeconds"] = service.timeout_seconds
+    spec["backoffLimit"] = 0
+    return job
+
+
+def service_validate_on_cluster(*, service: Service) -> None:
+    """Server-side dry run of the service's Job against the cluster.
+
+    Raises ServiceInvalid with the API server's message, or ClusterUnavailable."""
+    job = service_job_preview(service=service)
+    try:
+        kube.job_dry_run(namespace=service.project.namespace, job=job)
+    except kube.KubeInvalid as exc:
+        raise ServiceInvalid(str(exc), field=_blamed_field(service, str(exc))) from None
+    except kube.KubeError as exc:
+        # Unreachable, forbidden, ...: nothing is saved unchecked.
+        raise ClusterUnavailable(f"the cluster could not check the Job: {exc}") from None
+
+
+def _blamed_field(service: Service, message: str) -> str | None:
+    """The form field an API server message is about (None: the whole form)."""
+    if service.job_template.strip():
+        return "job_template"
+    for part in ("resources", "image", "command", "args"):
+        if re.search(rf"containers\[\d+\]\.{part}\b", message):
+            return part
+    if "quantities must match" in message:  # a decode error names no path; only resources hold quantities
+        return "resources"
+    if "activeDeadlineSeconds" in message:
+        return "timeout_seconds"
+    return None
+
+
+def service_set_active(*, service: Service, active: bool) -> None:
+    """Switch a service on or off. ``updated_at`` moves with it: the hub's trigger
+    index reloads on it, so an inactive service stops matching within a second;
+    the launcher cancels the runs it still had queued."""
+    Service.objects.filter(pk=service.pk).update(active=active, updated_at=timezone.now())
+    service.active = active
+
+
+def service_delete(*, service: Service) -> None:
+    """Delete a service with its triggers, configs and runs (the database cascades)."""
+    service.delete()
+
+
+def params_validate(*, schema: dict[str, Any], params: dict[str, Any]) -> None:
+    """Raise ValueError naming the parameter that does not fit the schema."""
+    if not schema:
+        return
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.path) or "params"
+        raise ValueError(f"{where}: {err.message}")
+
+
+def run_manual_create(*, service: Service, params: dict[str, Any], user: User | None) -> Run:
+    """Create a manual run of a service and queue its launch (on commit)."""
+    if not service.active:
+        raise ValueError(f"service {service.name} is inactive; activate it first")
+    if not service.allow_manual_triggering:
+        raise ValueError(f"service {service.name} does not allow manual runs")
+    params_validate(schema=service.parameters_schema or {}, params=params)
+    with transaction.atomic():
+        run = Run.objects.create(
+            service=service,
+            trigger_kind=TriggerKind.MANUAL,
+            params=params,
+            requested_by=user,
+            status=RunStatus.QUEUED,
+            correlation_id=str(uuid.uuid4()),
+        )
+        run_enqueue(run_id=run.pk)
+    return run
+
+
+def trigger_matches_sample(*, trigger: Trigger, event: dict[str, Any]) -> bool:
+    """Whether one trigger (saved or not) matches a sample event, the way the hub matches.
+
+    Raises ValueError for a CEL expression that does not compile, is over the
+    limits, or whose evaluation runs over its budget."""
+    if not matching.glob_match(pattern=trigger.event_type, value=str(event.get("type", ""))):
+        return False
+    if trigger.source_glob and not matching.glob_match(pattern=trigger.source_glob, value=str(event.get("source", ""))):
+        return False
+    if trigger.cel_expression.strip():
+        cel.cel_validate(trigger.cel_expression)
+        program = cel.cel_compile(trigger.cel_expression)
+        try:
+            return cel.cel_true(program=program, activation_event=cel.cel_event(event))
+        except cel.CelOverBudget:
+            raise ValueError(
+                f"CEL evaluation over its budget of {settings.K8X_CEL_BUDGET_MS:g} ms: the hub counts it as no match"
+            ) from None
+    return True
+
+
+def event_send(
+    *, user: AbstractBaseUser, project_slug: str, type: str, source: str, data: Any, subject: str = ""
+) -> str:
+    """Send a test event for a project as the logged-in user; returns its correlation id.
+
+    Raises k8x_core.events.ingest.IngestRefused (with the field to blame)."""
+    sender = ingest.sender_from_user(user=user, project_slug=project_slug)
+    try:
+        event = ce.ce_new(type=type, source=source, data=data, subject=subject or None)
+    except ce.CloudEventInvalid as exc:
+        raise ingest.IngestRefused(400, exc.message, field=exc.field) from exc
+    accepted = ingest.event_accept(events=[event], sender=sender, endpoint="console")
+    return accepted[0].correlation_id
+
+
+def event_replay(*, event: Event, user: AbstractBaseUser, project_slug: str) -> str:
+    """Publish a copy of a stored event with a new ``id`` and ``time`` and the same
+    correlation id, so the hub processes it again as a new event (a replay is
+    re-processing, not a redelivery: redelivery of the same id is a duplicate).
+    Scoped to ``project_slug``, where the user must be a member."""
+    if event.outcome == "rejected" or not event.payload:
+        raise ValueError("a rejected event cannot be replayed: it was never a valid CloudEvent")
+    sender = ingest.sender_from_user(user=user, project_slug=project_slug)
+    copy = {k: v for k, v in dict(event.payload).items() if not k.startswith(ce.RESERVED_EXTENSION_PREFIX)}
+    copy["id"] = str(uuid.uuid4())
+    copy["time"] = ce.ce_time_format(timezone.now())
+    if event.correlation_id:
+        copy[ce.EXT_CORRELATION_ID] = event.correlation_id
+    accepted = ingest.event_accept(events=[copy], sender=sender, endpoint="console")
+    return accepted[0].id

@@ -1,0 +1,1 @@
+"""What every long-running process shares: health and metrics port, leader election."""

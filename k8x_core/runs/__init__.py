@@ -1,0 +1,1 @@
+"""Runs: queueing, launching as Kubernetes Jobs (Job spec, configs, secrets), transitions, stored logs, live updates."""

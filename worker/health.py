@@ -1,0 +1,69 @@
+"""The workers' RQ worker class: rq's ``SimpleWorker`` (no fork per job) that serves
+the health port (k8x_core.process.health) on K8X_HEALTH_PORT and counts its jobs.
+
+``manage.py rqworker --worker-class worker.health.HealthWorker k8x`` (deploy/Procfile
+gives each worker its own port through the environment: rqworker's options are
+django-rq's). Alive: the work loop came round (it wakes at least every
+``DEQUEUE_SECONDS`` while idle); ready: its last Redis heartbeat went through.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.worker import SimpleWorker
+
+from k8x_core.metrics import WORKER_JOBS, collect_queue_depth
+from k8x_core.process.health import HealthServer, ProcessHealth, health_serve
+
+log = logging.getLogger(__name__)
+
+
+class HealthWorker(SimpleWorker):
+    # rq blocks up to worker_ttl - 15 s (405 s) waiting for a job; a shorter wait
+    # keeps the liveness heartbeat well inside K8X_HEALTH_STALE_SECONDS.
+    DEQUEUE_SECONDS = 10
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.health = ProcessHealth(role="worker")
+        self.health.ready_check = self._ready_problems
+        self.health.collectors.append(collect_queue_depth)
+        self.health_server: HealthServer | None = None
+        self._redis_problem = "no heartbeat yet"
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return min(super().dequeue_timeout, self.DEQUEUE_SECONDS)
+
+    def _ready_problems(self) -> dict[str, str]:
+        return {"redis": self._redis_problem} if self._redis_problem else {}
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        # Served from the first dequeue on, i.e. after --with-scheduler forked its
+        # scheduler process, which must not inherit the listening socket.
+        if self.health_server is None:
+            self.health_server = health_serve(health=self.health)
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        self.health.beat()
+        try:
+            super().heartbeat(timeout, pipeline)
+        except RedisError as exc:
+            self._redis_problem = str(exc)[:200] or exc.__class__.__name__
+            raise
+        self._redis_problem = ""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        self.health.beat()
+        try:
+            super().execute_job(job, queue)
+        finally:
+            status = job.get_status(refresh=False)
+            WORKER_JOBS.labels(outcome=str(status.value if isinstance(status, JobStatus) else status)).inc()
+            self.health.beat()
