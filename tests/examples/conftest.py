@@ -48,6 +48,15 @@ class K8x:
     project: Project
     api_key: str
     env: dict[str, str]  # for manage.py processes: this test's database and queue
+    hub: Any
+
+    def wait_trigger(self, event_type: str, timeout: float = 30) -> None:
+        """Until the hub has loaded a trigger for ``event_type``: it reloads its index within
+        about a second of a change, and an event that arrives before that is unmatched."""
+        deadline = time.monotonic() + timeout
+        while self.hub.index is None or event_type not in self.hub.index.exact:
+            assert time.monotonic() < deadline, f"the hub never loaded a trigger for {event_type}"
+            time.sleep(0.1)
 
     def manage(self, *args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -112,11 +121,13 @@ def k8x(
     example_images: str,
     project: Project,  # noqa: F811
     bridge: str,  # noqa: F811
-    hub: None,  # noqa: F811
+    hub: Any,  # noqa: F811
     watcher: Any,  # noqa: F811
     start_worker: Callable[..., Any],  # noqa: F811
     queue_name: str,
 ) -> K8x:
     start_worker()
     _, raw = apikey_create(project=project, name="examples")
-    return K8x(url=bridge.removesuffix("/api/events"), project=project, api_key=raw, env=process_env(queue_name))
+    return K8x(
+        url=bridge.removesuffix("/api/events"), project=project, api_key=raw, env=process_env(queue_name), hub=hub
+    )

@@ -33,6 +33,7 @@ def test_hello_example(k8x: K8x, lang: str) -> None:
         )
         assert stored.returncode == 0, stored.stderr
 
+    k8x.wait_trigger(f"com.example.hello.{lang}")
     cid = k8x.send(f"com.example.hello.{lang}", {"name": "Ada"})
     (run,) = k8x.wait_runs(cid, 1)
     assert (run.service.name, run.status, run.exit_code) == (name, RunStatus.SUCCEEDED, 0), (run.reason, run.log)
@@ -64,6 +65,8 @@ def test_order_flow_runs_both_steps_in_one_correlation(k8x: K8x) -> None:
         "order_id": "A-1001",
         "items": [{"sku": "BOOK-1", "qty": 2, "price": 12.5}, {"sku": "PEN", "qty": 1, "price": 3}],
     }
+    k8x.wait_trigger("com.example.order.created")
+    k8x.wait_trigger("com.example.order.accepted")
     cid = k8x.send("com.example.order.created", order)
     take, ship = k8x.wait_runs(cid, 2)
     assert [(r.service.name, r.status, r.exit_code) for r in (take, ship)] == [

@@ -215,7 +215,8 @@ def topics(settings: Any) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def hub(topics: tuple[str, str]) -> Iterator[None]:
+def hub(topics: tuple[str, str]) -> Iterator[Any]:
+    """A hub stepping in a thread; yields it (its ``index`` tells which triggers it has loaded)."""
     group = f"k8x-test-launch-{uuid.uuid4().hex[:8]}"
     h = hub_create(topics=[topics[0]], group=group)
     stop = threading.Event()
@@ -230,7 +231,7 @@ def hub(topics: tuple[str, str]) -> Iterator[None]:
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
-    yield
+    yield h
     stop.set()
     thread.join(timeout=30)
     AdminClient({"bootstrap.servers": BOOTSTRAP}).delete_consumer_groups([group])
