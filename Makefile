@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status test lint bench services services-down cluster cluster-down cluster-wipe deploy undeploy
+.PHONY: help up down status test lint bench examples services services-down cluster cluster-down cluster-wipe deploy undeploy
 
 help:
 	@echo "make up        start K8X with embedded defaults (services, local cluster, all processes)"
@@ -10,6 +10,7 @@ help:
 	@echo "make down      stop K8X, its services and the local cluster"
 	@echo "make status    show what is running"
 	@echo "make bench     run the benchmarks and print their tables"
+	@echo "make examples  build and push the example services (examples/) to the local registry"
 	@echo "make cluster | cluster-down | cluster-wipe    the local Kubernetes cluster alone"
 	@echo "make services | services-down                 PostgreSQL, Redis and Kafka alone"
 	@echo "make deploy | undeploy     K8X itself in the local cluster with Helm (namespace k8x-system)"
@@ -32,6 +33,9 @@ lint:
 
 bench:
 	@deploy/bench.sh
+
+examples:
+	@examples/build.sh
 
 services:
 	@deploy/services/start.sh all

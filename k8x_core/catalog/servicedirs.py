@@ -375,20 +375,25 @@ def servicedir_read(
     return spec, job, errors
 
 
-def servicedir_load(*, root: Path, project: Project | None = None, validate_on_cluster: bool = True) -> LoadResult:
+def servicedir_load(
+    *, root: Path, project: Project | None = None, validate_on_cluster: bool = True, allow_single: bool = False
+) -> LoadResult:
     """Read and validate every service directory under ``root``.
 
     A service directory is a top-level directory holding ``manifest.json``;
-    others (docs, CI files) are ignored, as are hidden ones. ``project`` (None:
-    not created yet) gives the Pod Security level and the namespace used for
-    the Job dry run when it exists on the cluster."""
+    others (docs, CI files) are ignored, as are hidden ones. With
+    ``allow_single`` (k8x_apply), a ``root`` that holds ``manifest.json`` itself
+    is the one service directory. ``project`` (None: not created yet) gives the
+    Pod Security level and the namespace used for the Job dry run when it exists
+    on the cluster."""
     errors: list[SpecError] = []
     specs: list[ServiceSpec] = []
     level = project.pod_security_level if project is not None else PodSecurityLevel.RESTRICTED
     if not root.is_dir():
         return LoadResult([], [SpecError(str(root), "", "is not a directory")])
-    for directory in sorted(root.iterdir(), key=lambda p: p.name):
-        if directory.name.startswith("."):
+    single = allow_single and (root / MANIFEST).is_file()
+    for directory in [root] if single else sorted(root.iterdir(), key=lambda p: p.name):
+        if directory.name.startswith(".") and not single:
             continue
         manifest = directory / MANIFEST
         if directory.is_symlink():
@@ -459,6 +464,7 @@ class Plan:
     specs: list[ServiceSpec]
     changes: list[Change]
     errors: list[SpecError]
+    deactivate_missing: bool = True
 
     def counts(self) -> dict[str, int]:
         out = {"create": 0, "update": 0, "deactivate": 0, "unchanged": 0}
@@ -566,13 +572,20 @@ def _triggers_cap_errors(project: Project | None, specs: list[ServiceSpec]) -> l
 
 
 def plan_build(
-    *, project: Project | None, project_slug: str, specs: list[ServiceSpec], repository: GitRepository | None = None
+    *,
+    project: Project | None,
+    project_slug: str,
+    specs: list[ServiceSpec],
+    repository: GitRepository | None = None,
+    deactivate_missing: bool = True,
 ) -> Plan:
     """What applying ``specs`` would change in the project.
 
     A service created in the console is adopted (it becomes git-managed); a
     service managed by another repository (or by k8x_apply when this is a
-    repository, and the other way round) is a conflict, reported as an error."""
+    repository, and the other way round) is a conflict, reported as an error.
+    ``deactivate_missing=False`` (one service directory applied alone) leaves
+    the source's other services as they are."""
     changes: list[Change] = []
     errors: list[SpecError] = []
     existing: dict[str, Service] = {}
@@ -609,7 +622,12 @@ def plan_build(
     errors += _triggers_cap_errors(project, specs)
     wanted = {spec.name for spec in specs}
     for name, service in sorted(existing.items()):
-        if name not in wanted and service.active and _managed_by_this_source(service, repository):
+        if (
+            deactivate_missing
+            and name not in wanted
+            and service.active
+            and _managed_by_this_source(service, repository)
+        ):
             changes.append(Change("deactivate", name, "", {"active": {"old": True, "new": False}}))
     return Plan(
         project_slug=project_slug,
@@ -618,6 +636,7 @@ def plan_build(
         specs=specs,
         changes=changes,
         errors=errors,
+        deactivate_missing=deactivate_missing,
     )
 
 
@@ -707,7 +726,13 @@ def plan_apply(
         raise ValueError(f"project {plan.project_slug} does not exist; create it before applying")
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=plan.project.pk)
-        fresh = plan_build(project=project, project_slug=project.slug, specs=plan.specs, repository=plan.repository)
+        fresh = plan_build(
+            project=project,
+            project_slug=project.slug,
+            specs=plan.specs,
+            repository=plan.repository,
+            deactivate_missing=plan.deactivate_missing,
+        )
         if fresh.errors:
             return sync_failed(
                 project=project,

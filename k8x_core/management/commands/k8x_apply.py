@@ -24,7 +24,9 @@ class Command(BaseCommand):
     help = "Apply the service directories in DIR to project P (creating it if missing); --dry-run prints the plan."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("dir", help="directory holding one service directory per service")
+        parser.add_argument(
+            "dir", help="directory holding one service directory per service, or one service directory itself"
+        )
         parser.add_argument("--project", required=True, help="project slug (created if missing)")
         parser.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
         parser.add_argument(
@@ -42,7 +44,10 @@ class Command(BaseCommand):
             raise CommandError(f"{options['dir']} is not a directory")
         project = Project.objects.filter(slug=slug).first()
         loaded = servicedirs.servicedir_load(
-            root=root, project=project, validate_on_cluster=not options["no_cluster_validation"]
+            root=root,
+            project=project,
+            validate_on_cluster=not options["no_cluster_validation"],
+            allow_single=True,
         )
         commit = worktree_commit(path=root)
         if loaded.errors:
@@ -59,7 +64,11 @@ class Command(BaseCommand):
                 self.stderr.write(f"error: {err}")
             raise CommandError(f"{len(loaded.errors)} problem(s) in {root}; nothing applied")
 
-        plan = servicedirs.plan_build(project=project, project_slug=slug, specs=loaded.specs, repository=None)
+        # One service directory applied alone is that service only: the others stay active.
+        single = (root / servicedirs.MANIFEST).is_file()
+        plan = servicedirs.plan_build(
+            project=project, project_slug=slug, specs=loaded.specs, repository=None, deactivate_missing=not single
+        )
         self.stdout.write(plan.render())
         if plan.errors:
             for err in plan.errors:

@@ -96,3 +96,23 @@ def test_apply_records_the_commit_of_a_git_work_tree(git_server: GitServer, tmp_
     _apply(str(work.path), "--project", "gitdeploy-ci")
     assert Service.objects.get(name="from-ci").source_commit == commit
     assert SyncRecord.objects.get(project__slug="gitdeploy-ci").commit == commit
+
+
+def test_one_service_directory_is_applied_alone_and_leaves_the_others(tmp_path: Path) -> None:
+    """`k8x_apply examples/python-hello`: the directory given is itself the service directory,
+    and applying another one later does not deactivate the first."""
+    alpha = service_write(tmp_path, "alpha", manifest={"trigger_events": ["com.acme.a"]})
+    beta = service_write(tmp_path, "beta")
+
+    out, _ = _apply(str(alpha), "--project", "gitdeploy-single")
+    assert "+ create alpha (alpha/)" in out
+    assert "beta" not in out
+    out, _ = _apply(str(beta), "--project", "gitdeploy-single")
+    assert "+ create beta (beta/)" in out and "deactivate" not in out.replace("0 to deactivate", "")
+
+    project = Project.objects.get(slug="gitdeploy-single")
+    assert sorted(Service.objects.filter(project=project).values_list("name", "active")) == [
+        ("alpha", True),
+        ("beta", True),
+    ]
+    assert list(Trigger.objects.filter(service__name="alpha").values_list("event_type", flat=True)) == ["com.acme.a"]

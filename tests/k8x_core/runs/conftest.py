@@ -1,10 +1,13 @@
 """Fixtures for launcher/watcher tests against the real local cluster, PostgreSQL
 and Redis: a project whose namespace is a fresh test namespace, an RQ queue of
 the test's own, a watcher thread (or process) and rqworker processes that use
-the test database."""
+the test database; for whole flows, the event bridge (this test's Django on the
+pod bridge address), Kafka topics of the test's own and a hub thread. Other
+test packages import these fixtures by name (tests/worker, tests/examples)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.db import connection
 
 from k8x_core import kube
 from k8x_core.events.ce import ce_new, ce_to_kafka
-from k8x_core.hub.loop import hub_process_batch
+from k8x_core.hub.loop import hub_create, hub_process_batch
 from k8x_core.hub.matching import trigger_index_load
 from k8x_core.kafka.consumer import HubMessage
 from k8x_core.models import TERMINAL_STATUSES, Event, Project, Run, Service, Trigger
@@ -29,6 +35,7 @@ from k8x_core.watch.watcher import Watcher
 
 REPO = Path(__file__).resolve().parents[3]
 BUSYBOX = "localhost:5000/k8x/busybox:1"
+BOOTSTRAP = "127.0.0.1:9092"
 PYTHON = "localhost:5000/k8x/python:3"
 
 pytestmark = pytest.mark.cluster
@@ -172,3 +179,59 @@ def service_secret(service: Service, key: str) -> str:
     from k8x_core.runs.configs import secrets_resolve
 
     return secrets_resolve(service=service)[key]
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def bridge(settings: Any, project: Any) -> Iterator[str]:
+    """The event bridge (this test's Django) on the pod bridge address, where pods reach us."""
+    httpd = ThreadedWSGIServer(("10.244.0.1", 0), _Quiet, allow_reuse_address=True)
+    httpd.set_app(WSGIHandler())
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://10.244.0.1:{httpd.server_address[1]}/api/events"
+    settings.K8X_EVENTS_URL = url
+    yield url
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def topics(settings: Any) -> Iterator[tuple[str, str]]:
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    events, dlq = f"k8x-test-launch-{uuid.uuid4().hex[:8]}", f"k8x-test-launch-dlq-{uuid.uuid4().hex[:8]}"
+    for f in admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in (events, dlq)]).values():
+        f.result(timeout=30)
+    settings.K8X_EVENTS_TOPIC = events
+    settings.K8X_DLQ_TOPIC = dlq
+    yield events, dlq
+    for f in admin.delete_topics([events, dlq]).values():
+        with contextlib.suppress(Exception):  # cleanup only
+            f.result(timeout=30)
+
+
+@pytest.fixture
+def hub(topics: tuple[str, str]) -> Iterator[Any]:
+    """A hub stepping in a thread; yields it (its ``index`` tells which triggers it has loaded)."""
+    group = f"k8x-test-launch-{uuid.uuid4().hex[:8]}"
+    h = hub_create(topics=[topics[0]], group=group)
+    stop = threading.Event()
+
+    def loop() -> None:
+        from django.db import connection
+
+        while not stop.is_set():
+            h.step()
+        h.close()
+        connection.close()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield h
+    stop.set()
+    thread.join(timeout=30)
+    AdminClient({"bootstrap.servers": BOOTSTRAP}).delete_consumer_groups([group])

@@ -5,19 +5,12 @@ Job, with the watcher following both."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
-from django.core.handlers.wsgi import WSGIHandler
-from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 
-from k8x_core.hub.loop import hub_create
 from k8x_core.models import Event, Run, RunStatus, Service
 from k8x_core.runs.logs import run_log_text
 from k8x_core.watch.watcher import Watcher
@@ -26,68 +19,11 @@ from tests.k8x_core.runs.test_launch_cluster import python_template, sdk_configm
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]
 
-BOOTSTRAP = "127.0.0.1:9092"
-
 EMITTER = """
 from k8x_sdk import context
 answer = context.events.send("com.test.chain.next", {"from_run": context.run_id, "n": 2})
 print("SENT=" + answer["id"], flush=True)
 """
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def bridge(settings: Any, project: Any) -> Iterator[str]:
-    """The event bridge (this test's Django) on the pod bridge address, where pods reach us."""
-    httpd = ThreadedWSGIServer(("10.244.0.1", 0), _Quiet, allow_reuse_address=True)
-    httpd.set_app(WSGIHandler())
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://10.244.0.1:{httpd.server_address[1]}/api/events"
-    settings.K8X_EVENTS_URL = url
-    yield url
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def topics(settings: Any) -> Iterator[tuple[str, str]]:
-    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-    events, dlq = f"k8x-test-launch-{uuid.uuid4().hex[:8]}", f"k8x-test-launch-dlq-{uuid.uuid4().hex[:8]}"
-    for f in admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in (events, dlq)]).values():
-        f.result(timeout=30)
-    settings.K8X_EVENTS_TOPIC = events
-    settings.K8X_DLQ_TOPIC = dlq
-    yield events, dlq
-    for f in admin.delete_topics([events, dlq]).values():
-        with contextlib.suppress(Exception):  # cleanup only
-            f.result(timeout=30)
-
-
-@pytest.fixture
-def hub(topics: tuple[str, str]) -> Iterator[None]:
-    group = f"k8x-test-launch-{uuid.uuid4().hex[:8]}"
-    h = hub_create(topics=[topics[0]], group=group)
-    stop = threading.Event()
-
-    def loop() -> None:
-        from django.db import connection
-
-        while not stop.is_set():
-            h.step()
-        h.close()
-        connection.close()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=30)
-    AdminClient({"bootstrap.servers": BOOTSTRAP}).delete_consumer_groups([group])
 
 
 def test_a_run_emits_an_event_that_triggers_a_second_service_in_the_same_flow(

@@ -91,7 +91,7 @@ def sdk_configmap(kube_api: Any, namespace: str) -> None:
     """The SDK as a ConfigMap in the namespace (a test fixture, so written as admin)."""
     body = client.V1ConfigMap(
         metadata=client.V1ObjectMeta(name="k8x-sdk"),
-        data={"k8x_sdk.py": (REPO / "deploy" / "images" / "k8x_sdk.py").read_text()},
+        data={"k8x_sdk.py": (REPO / "sdk" / "python" / "k8x_sdk.py").read_text()},
     )
     try:
         client.CoreV1Api(kube_api).create_namespaced_config_map(namespace, body)

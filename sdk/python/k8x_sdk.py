@@ -8,12 +8,12 @@ Copy this file next to your code (standard library only, Python 3.9+)::
     context.config["COLOR"]   # config entries (plain environment variables)
     context.secrets["DB_PASSWORD"]  # secret entries (environment variables from the Kubernetes Secret)
     context.event             # the whole CloudEvent (dict); read from K8X_EVENT_FILE when large
-    context.run_id, context.service, context.project, context.trigger, context.correlation_id
+    context.run_id, context.service, context.project, context.trigger, context.correlation_id  # identity
     context.events.send("com.acme.order.shipped", {"id": 7})  # a follow-up event, same correlation id
+    context.log("shipped", order=7)  # one JSON log line with the run id
 
-``context.config`` and ``context.secrets`` both read the environment: K8X does
-not tell a container which variables are configs and which are secrets, so
-both are the environment minus the ``K8X_*`` contract variables.
+``config`` and ``secrets`` both read the environment minus ``K8X_*``: K8X does not
+tell a container which variables are configs and which are secrets.
 """
 
 from __future__ import annotations
@@ -43,19 +43,16 @@ class _Env(Mapping[str, str]):
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
-    def _keys(self) -> list[str]:
-        return [k for k in self._environ if not k.startswith("K8X_")]
-
     def __getitem__(self, key: str) -> str:
         if key.startswith("K8X_"):
             raise KeyError(key)
         return self._environ[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._keys())
+        return (k for k in self._environ if not k.startswith("K8X_"))
 
     def __len__(self) -> int:
-        return len(self._keys())
+        return sum(1 for _ in self)
 
 
 class Events:
@@ -75,7 +72,9 @@ class Events:
     ) -> dict[str, Any]:
         """POST one structured CloudEvent; returns K8X's answer (``{"id", "correlation_id"}``).
         The event carries this run's correlation id, so the flow can be followed end to end."""
-        url = self._environ["K8X_EVENTS_URL"]
+        url, token = self._environ.get("K8X_EVENTS_URL"), self._environ.get("K8X_RUN_TOKEN")
+        if not url or not token:
+            raise EventSendError("K8X_EVENTS_URL and K8X_RUN_TOKEN must be set")
         event: dict[str, Any] = {
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
@@ -95,7 +94,7 @@ class Events:
             method="POST",
             headers={
                 "Content-Type": "application/cloudevents+json",
-                "Authorization": f"Bearer {self._environ['K8X_RUN_TOKEN']}",
+                "Authorization": f"Bearer {token}",
             },
         )
         try:
@@ -117,25 +116,11 @@ class Context:
     def _get(self, name: str) -> str:
         return self._environ.get(name, "")
 
-    @property
-    def run_id(self) -> str:
-        return self._get("K8X_RUN_ID")
-
-    @property
-    def service(self) -> str:
-        return self._get("K8X_SERVICE")
-
-    @property
-    def project(self) -> str:
-        return self._get("K8X_PROJECT")
-
-    @property
-    def trigger(self) -> str:
-        return self._get("K8X_TRIGGER")
-
-    @property
-    def correlation_id(self) -> str:
-        return self._get("K8X_CORRELATION_ID")
+    run_id = property(lambda self: self._get("K8X_RUN_ID"))
+    service = property(lambda self: self._get("K8X_SERVICE"))
+    project = property(lambda self: self._get("K8X_PROJECT"))
+    trigger = property(lambda self: self._get("K8X_TRIGGER"))
+    correlation_id = property(lambda self: self._get("K8X_CORRELATION_ID"))
 
     @property
     def event(self) -> dict[str, Any] | None:
@@ -153,6 +138,11 @@ class Context:
             return json.loads(raw)
         event = self.event or {}
         return event.get("data")
+
+    def log(self, message: str, *, level: str = "info", **fields: Any) -> None:
+        """Print one structured (JSON) log line; K8X stores it with a timestamp."""
+        line = {"level": level, "msg": message, "run_id": self.run_id, **fields}
+        print(json.dumps(line, default=str), flush=True)  # noqa: T201  (stdout is the run's log)
 
 
 context = Context()

@@ -1,0 +1,3 @@
+module k8x.local/sdk
+
+go 1.21
