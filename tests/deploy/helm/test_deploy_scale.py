@@ -17,13 +17,17 @@ Measured figures are printed (pytest -s shows them)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -32,7 +36,7 @@ import requests
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.cluster_fixtures import KubeCluster
-from tests.deploy.helm.conftest import Runner, kubectl_runner
+from tests.deploy.helm.conftest import REPO, Runner, kubectl_runner
 from tests.deploy.helm.test_deploy_e2e import NS, deploy_sh, poll
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka, pytest.mark.timeout(1500)]
@@ -67,6 +71,7 @@ class Release:
     kubectl: Runner
     user: str
     password: str
+    admin_kubeconfig: str
 
 
 def _setup_script(project: str) -> str:
@@ -136,7 +141,9 @@ def release(kube_cluster: KubeCluster) -> Iterator[Release]:
             f"{user}@example.invalid",
         )
         assert res.returncode == 0, res.stderr
-        yield Release(console.group(1), project, {"X-API-Key": key}, kubectl, user, password)
+        yield Release(
+            console.group(1), project, {"X-API-Key": key}, kubectl, user, password, kube_cluster.admin_kubeconfig
+        )
     finally:
         # The project's rows (2,000 events and their runs) go with it; the database stays.
         cleanup = (
@@ -368,5 +375,82 @@ def test_only_the_watcher_lease_holder_acts_and_a_standby_takes_over(release: Re
     print(
         f"\nwatcher failover: {holder} force-deleted, {new_holder} took the Lease after {takeover_s:.1f}s "
         f"({'the standby' if new_holder == standby else 'its replacement pod'}); "
+        f"test {time.monotonic() - t_start:.0f}s"
+    )
+
+
+def _host_pid(rel: Release, pod: str) -> int:
+    """The host pid of a pod's container: the local cluster's containerd runs on this machine
+    (crictl of its build, the cluster's crictl.yaml next to its kubeconfig)."""
+    script = (
+        'eval "$(deploy/local/env.sh)"; export CRI_CONFIG_FILE="$C"; '
+        'id=$(crictl ps --label "io.kubernetes.pod.name=$P" --label io.kubernetes.pod.namespace=k8x-system -q); '
+        "crictl inspect -o go-template --template '{{.info.pid}}' $id"
+    )
+    out = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "HOME": str(Path.home()),
+            "C": str(Path(rel.admin_kubeconfig).parent / "crictl.yaml"),
+            "P": pod,
+        },
+    )
+    assert out.returncode == 0 and out.stdout.strip().isdigit(), out.stdout + out.stderr
+    return int(out.stdout.strip())
+
+
+def test_a_hung_watcher_leader_loses_the_lease_after_the_lease_duration(release: Release) -> None:
+    """A leader that never releases the Lease (frozen with SIGSTOP, then force-deleted: the
+    kubelet's SIGTERM waits behind the stop and SIGKILL ends it): a standby takes over only
+    after one lease duration without renewals."""
+    rel = release
+    t_start = time.monotonic()
+
+    def settled() -> tuple[str, dict[str, str]] | None:
+        watchers = _pods(rel, "watcher")
+        holder = _holder(rel)
+        if len(watchers) != 2 or holder not in watchers:
+            return None
+        # Both electors run: the holder reports leading, the other standby.
+        leading = {name: _metric(ip, "k8x_leader", 'role="watcher"') for name, ip in watchers.items()}
+        return (holder, watchers) if sorted(leading.values()) == [0.0, 1.0] and leading[holder] == 1.0 else None
+
+    holder, watchers = poll("two watchers, one holding the Lease", settled, timeout=120)
+    (standby,) = (name for name in watchers if name != holder)
+    ce_id = _send_tick(rel)
+    _run_of(rel, ce_id, ("running",), timeout=120)
+    pid = _host_pid(rel, holder)
+    os.kill(pid, signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        res = rel.kubectl("-n", NS, "delete", "pod", holder, "--grace-period=0", "--force", "--wait=false")
+        assert res.returncode == 0, res.stderr
+
+        def taken() -> str | None:
+            now = _holder(rel)
+            return now if now and now != holder else None
+
+        new_holder = poll("a standby to take the Lease of the hung leader", taken, timeout=LEASE_SECONDS * 3)
+        takeover_s = time.monotonic() - frozen
+    finally:
+        # Harmless once the kubelet's SIGKILL ended it; lets it go if the delete failed.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    # Its last renewal came at most one retry period (2 s) before the freeze; the standby saw it
+    # unchanged for a full lease duration by its own clock, read every 2-2.4 s.
+    assert LEASE_SECONDS - 3 <= takeover_s <= LEASE_SECONDS + 8, takeover_s
+    assert new_holder in (standby, *_pods(rel, "watcher")), new_holder
+    run_id = _run_of(rel, ce_id, TERMINAL, timeout=120)
+    (status,) = {r[1] for r in _db(RUNS_OF, rel.project, "tick") if r[0] == run_id}
+    assert status == "succeeded", status
+    print(
+        f"\nhung watcher leader: {holder} frozen and force-deleted, {new_holder} took the Lease after "
+        f"{takeover_s:.1f}s ({'the standby' if new_holder == standby else 'its replacement pod'}); "
         f"test {time.monotonic() - t_start:.0f}s"
     )
