@@ -8,8 +8,11 @@ module with 2 hub and 2 watcher replicas and removed at the end:
   exactly one run per event, and both hubs consumed part of it (the events
   topic has 4 partitions: deploy.sh creates it);
 - only the Lease holder of the watchers acts; the other reports standby, and
-  when the leader pod is force-deleted it takes the Lease within the lease
-  duration (+ margin) and a run started before the kill still finishes.
+  when the leader pod is force-deleted another watcher takes the Lease within
+  the lease duration (+ margin; in ~1-2 s, as the dying leader releases it)
+  and a run started before the kill still finishes; a *hung* leader (SIGSTOP
+  from the host, then force-deleted: it never releases) loses the Lease only
+  after one lease duration (~15-20 s).
 
 The 2,000 events match a *paused* service: the hubs record one queued run per
 event, the workers leave them queued, so the cluster never starts 2,000 Jobs.
@@ -374,7 +377,7 @@ def test_only_the_watcher_lease_holder_acts_and_a_standby_takes_over(release: Re
     assert status == "succeeded", status
     print(
         f"\nwatcher failover: {holder} force-deleted, {new_holder} took the Lease after {takeover_s:.1f}s "
-        f"({'the standby' if new_holder == standby else 'its replacement pod'}); "
+        f"({'the standby' if new_holder == standby else 'a new pod of the Deployment'}); "
         f"test {time.monotonic() - t_start:.0f}s"
     )
 
@@ -451,6 +454,6 @@ def test_a_hung_watcher_leader_loses_the_lease_after_the_lease_duration(release:
     assert status == "succeeded", status
     print(
         f"\nhung watcher leader: {holder} frozen and force-deleted, {new_holder} took the Lease after "
-        f"{takeover_s:.1f}s ({'the standby' if new_holder == standby else 'its replacement pod'}); "
+        f"{takeover_s:.1f}s ({'the standby' if new_holder == standby else 'a new pod of the Deployment'}); "
         f"test {time.monotonic() - t_start:.0f}s"
     )
