@@ -11,6 +11,7 @@
 #   K8X_DEPLOY_DATABASE   database created for the in-cluster K8X (k8x_incluster)
 #   K8X_POD_RELAY_PORTS   bridge:loopback port pairs relayed for pods ("55432:55432 9094:9094")
 #   K8X_HELM_ARGS         extra arguments for helm upgrade (e.g. "--set web.replicas=2")
+#   K8X_DEPLOY_PARTITIONS partitions of the in-cluster events topic (4): hub.replicas above it idle
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -18,6 +19,9 @@ NS="${K8X_DEPLOY_NAMESPACE:-k8x-system}"
 RELEASE=k8x
 CHART="$REPO/deploy/helm/k8x"
 DB_NAME="${K8X_DEPLOY_DATABASE:-k8x_incluster}"
+PARTITIONS="${K8X_DEPLOY_PARTITIONS:-4}"
+# The chart's default topics (values.yaml kafka.eventsTopic / dlqTopic).
+TOPICS="k8x-incluster.events k8x-incluster.events.dlq"
 BRIDGE_IP=10.244.0.1
 RELAY_PORTS="${K8X_POD_RELAY_PORTS:-55432:55432 9094:9094}"
 RELAY_PID="$K8X_STATE_DIR/run/k8x-pod-relay.pid"
@@ -86,6 +90,27 @@ with psycopg.connect("postgresql://k8x:k8x@127.0.0.1:55432/postgres", autocommit
         print(f"    database {name}: created")
     else:
         print(f"    database {name}: exists")
+PY
+  # The hubs of one consumer group share the events topic by partition: created here (not left
+  # to the broker's auto-creation) with enough partitions for several hub replicas, and grown
+  # when an older one has fewer. Kafka never shrinks a topic.
+  # shellcheck disable=SC2086  # the topic names split on purpose
+  "$VENV/bin/python" - "$PARTITIONS" $TOPICS <<'PY'
+import sys
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+want, names = int(sys.argv[1]), sys.argv[2:]
+admin = AdminClient({"bootstrap.servers": "127.0.0.1:9092", "socket.timeout.ms": 10000})
+topics = admin.list_topics(timeout=10).topics
+for name in names:
+    have = len(topics[name].partitions) if name in topics else 0
+    if have == 0:
+        admin.create_topics([NewTopic(name, num_partitions=want, replication_factor=1)])[name].result(30)
+        print(f"    topic {name}: created ({want} partitions)")
+    elif have < want:
+        admin.create_partitions([NewPartitions(name, want)])[name].result(30)
+        print(f"    topic {name}: grown from {have} to {want} partitions")
+    else:
+        print(f"    topic {name}: {have} partitions")
 PY
 }
 
