@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from console.forms import ApiKeyForm, ConfigForm, MemberForm, SecretForm, WebhookForm
 from console.permissions import Role, get_project_or_404, project_allows, project_role
 from console.views.common import request_user
-from k8x_core.events.apikeys import apikey_create, apikey_revoke
+from k8x_core.events.apikeys import ApiKeyRoleRefused, apikey_create, apikey_revoke
 from k8x_core.events.webhooks import webhook_create, webhook_curl_example, webhook_url
 from k8x_core.models import ApiKey, Config, Membership, Project, Scope, Secret, Service, Webhook
 from k8x_core.projects import projects_visible
@@ -127,8 +127,17 @@ def project_apikeys(request: HttpRequest, slug: str) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     raw_key = None
     if request.method == "POST" and form.is_valid():
-        _key, raw_key = apikey_create(project=project, name=form.cleaned_data["name"], created_by=request_user(request))
-        form = ApiKeyForm()
+        try:
+            _key, raw_key = apikey_create(
+                project=project,
+                name=form.cleaned_data["name"],
+                created_by=request_user(request),
+                role=Role(form.cleaned_data["role"]),
+            )
+        except ApiKeyRoleRefused as exc:
+            form.add_error("role", str(exc))
+        else:
+            form = ApiKeyForm()
     keys = ApiKey.objects.filter(project=project).order_by("-created_at")
     response = render(
         request,

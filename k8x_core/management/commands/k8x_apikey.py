@@ -1,5 +1,5 @@
-"""``manage.py k8x_apikey --project P --name N``: create an API key and print
-it once (only its hash is stored)."""
+"""``manage.py k8x_apikey --project P --name N [--role user|admin|owner]``:
+create an API key and print it once (only its hash is stored)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from k8x_core.events.apikeys import apikey_create
-from k8x_core.models import Project
+from k8x_core.models import Project, Role
 
 
 class Command(BaseCommand):
@@ -17,6 +17,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--name", required=True, help="what the key is for, e.g. ci")
+        parser.add_argument(
+            "--role",
+            choices=Role.values,
+            default=Role.USER,
+            help="what the key may do in the management API (default: user, least privilege)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(slug=options["project"]).first()
@@ -25,6 +31,8 @@ class Command(BaseCommand):
         name = options["name"].strip()
         if not name:
             raise CommandError("--name must not be empty")
-        key, raw = apikey_create(project=project, name=name)
-        self.stderr.write(f"API key {key.name!r} for project {project.slug} (prefix {key.prefix}); shown only once:")
+        key, raw = apikey_create(project=project, name=name, role=Role(options["role"]))
+        self.stderr.write(
+            f"API key {key.name!r} ({key.role}) for project {project.slug} (prefix {key.prefix}); shown only once:"
+        )
         self.stdout.write(raw)
