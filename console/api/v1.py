@@ -20,7 +20,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
@@ -169,6 +169,9 @@ def endpoint(*methods: str) -> Callable[[Handler], Callable[..., HttpResponse]]:
                 response["Allow"] = ", ".join(methods)
                 return response
             try:
+                _refuse_nul(request.path, "path")
+                for name, values in request.GET.lists():
+                    _refuse_nul([name, *values], name)
                 return view(request, _caller(request), **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.message, field=exc.field)
@@ -192,7 +195,23 @@ def _body(request: HttpRequest) -> dict[str, Any]:
         raise ApiError(400, f"body is not valid JSON: {exc}", field="body") from None
     if not isinstance(value, dict):
         raise ApiError(400, "body must be a JSON object", field="body")
+    _refuse_nul(value, "body")
     return value
+
+
+def _refuse_nul(value: Any, where: str) -> None:
+    """PostgreSQL stores no NUL character (text or jsonb): refuse it with its place, not a 500."""
+    stack = [(value, where)]
+    while stack:
+        item, place = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ApiError(400, f"{place} contains a NUL character", field=place)
+        elif isinstance(item, dict):
+            stack.extend((k, place) for k in item)
+            stack.extend((v, f"{k}" if place == "body" else f"{place}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, place) for v in item)
 
 
 def _only(body: dict[str, Any], allowed: set[str] | list[str]) -> None:
@@ -403,7 +422,11 @@ def _time(request: HttpRequest, name: str) -> datetime | None:
         raise ApiError(400, f"{name} must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z", field=name)
     if when.tzinfo is None:
         raise ApiError(400, f"{name} needs a time zone, e.g. a trailing Z", field=name)
-    return when
+    try:
+        # In UTC: PostgreSQL takes no offset over 15:59.
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(400, f"{name} is out of range", field=name) from None
 
 
 # --- projects -----------------------------------------------------------------------------
@@ -468,9 +491,11 @@ def service(request: HttpRequest, caller: Caller, slug: str, name: str) -> HttpR
 # --- triggers -----------------------------------------------------------------------------
 
 
-def _trigger(caller: Caller, slug: str, name: str, trigger_id: int, role: Role) -> Trigger:
+def _trigger(caller: Caller, slug: str, name: str, trigger_id: str, role: Role) -> Trigger:
     svc = _service(caller, slug, name, role)
-    found = Trigger.objects.filter(pk=trigger_id, service=svc).first()
+    found = None
+    if trigger_id.isascii() and trigger_id.isdigit() and int(trigger_id) < 2**63:
+        found = Trigger.objects.filter(pk=int(trigger_id), service=svc).first()
     if found is None:
         raise ApiError(404, f"no trigger {trigger_id} on service {name}", field="trigger_id")
     return found
@@ -499,7 +524,7 @@ def triggers(request: HttpRequest, caller: Caller, slug: str, name: str) -> Http
 
 
 @endpoint("GET", "PATCH", "DELETE")
-def trigger(request: HttpRequest, caller: Caller, slug: str, name: str, trigger_id: int) -> HttpResponse:
+def trigger(request: HttpRequest, caller: Caller, slug: str, name: str, trigger_id: str) -> HttpResponse:
     if request.method == "GET":
         return JsonResponse(trigger_json(_trigger(caller, slug, name, trigger_id, Role.USER)))
     found = _trigger(caller, slug, name, trigger_id, Role.ADMIN)
@@ -626,8 +651,12 @@ def _runs(project: Project) -> QuerySet[Run]:
     )
 
 
-def _run(caller: Caller, slug: str, run_id: uuid.UUID, role: Role) -> Run:
-    found = _runs(_project(caller, slug)).filter(pk=run_id).first()
+def _run(caller: Caller, slug: str, run_id: str, role: Role) -> Run:
+    try:
+        pk = uuid.UUID(run_id)
+    except ValueError:
+        raise ApiError(404, f"no run {run_id!r} (a run id is a UUID)", field="run_id") from None
+    found = _runs(_project(caller, slug)).filter(pk=pk).first()
     if found is None:
         raise ApiError(404, f"no run {run_id} in project {slug}", field="run_id")
     _project(caller, slug, role)
@@ -685,12 +714,12 @@ def runs(request: HttpRequest, caller: Caller, slug: str) -> HttpResponse:
 
 
 @endpoint("GET")
-def run(request: HttpRequest, caller: Caller, slug: str, run_id: uuid.UUID) -> HttpResponse:
+def run(request: HttpRequest, caller: Caller, slug: str, run_id: str) -> HttpResponse:
     return JsonResponse(run_json(_run(caller, slug, run_id, Role.USER)))
 
 
 @endpoint("POST")
-def run_cancel(request: HttpRequest, caller: Caller, slug: str, run_id: uuid.UUID) -> HttpResponse:
+def run_cancel(request: HttpRequest, caller: Caller, slug: str, run_id: str) -> HttpResponse:
     found = _run(caller, slug, run_id, Role.USER)
     # Never waits on the cluster: a Job it cannot delete now, the watcher deletes.
     cancelled = launch.run_cancel(run_id=found.pk, user=caller.person)
@@ -699,7 +728,7 @@ def run_cancel(request: HttpRequest, caller: Caller, slug: str, run_id: uuid.UUI
 
 
 @endpoint("POST")
-def run_rerun(request: HttpRequest, caller: Caller, slug: str, run_id: uuid.UUID) -> HttpResponse:
+def run_rerun(request: HttpRequest, caller: Caller, slug: str, run_id: str) -> HttpResponse:
     found = _run(caller, slug, run_id, Role.USER)
     created = launch.run_rerun(run_id=found.pk, user=caller.person)
     return JsonResponse(run_json(_runs(found.service.project).get(pk=created.pk)), status=201)
