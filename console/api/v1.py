@@ -26,23 +26,23 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
 from console.api.views import _csrf_failure, _iso, _read_body, error_response, event_json, run_json
 from console.forms import ConfigForm, SecretForm, ServiceForm, TriggerForm
+from console.permissions import events_of_projects, role_require
 from console.views.common import _parse_cursor, keyset_page
 from k8x_core.catalog import services as service_domain
 from k8x_core.catalog.service_save import service_save_checked
 from k8x_core.events.apikeys import apikey_role_in
 from k8x_core.events.ingest import IngestRefused, sender_authenticate
 from k8x_core.models import (
-    ROLE_RANK,
     ApiKey,
     Config,
-    Event,
     EventOutcome,
     Project,
     Role,
@@ -133,11 +133,14 @@ def _caller(request: HttpRequest) -> Caller:
 def _project(caller: Caller, slug: str, role: Role = Role.USER) -> Project:
     """The project if the caller holds ``role`` there; 404 for a project they cannot see."""
     project = Project.objects.filter(slug=slug).first()
-    actual = caller.role_in(project) if project is not None else None
-    if project is None or actual is None:
-        raise ApiError(404, f"no project {slug!r} visible to you", field="slug")
-    if ROLE_RANK[actual] < ROLE_RANK[role]:
-        raise ApiError(403, f"this needs the {role} role in project {slug}; you have {actual}", field="role")
+    try:
+        if project is None:
+            raise Http404
+        role_require(actual=caller.role_in(project), project=project, role=role)
+    except Http404:
+        raise ApiError(404, f"no project {slug!r} visible to you", field="slug") from None
+    except PermissionDenied as exc:
+        raise ApiError(403, str(exc), field="role") from None
     return project
 
 
@@ -468,10 +471,7 @@ def services(request: HttpRequest, caller: Caller, slug: str) -> HttpResponse:
         rows = Service.objects.select_related("project").filter(project=found).order_by("name")
         return JsonResponse({"items": [service_json(s) for s in rows]})
     found = _project(caller, slug, Role.ADMIN)
-    body = _body(request)
-    if "name" not in body:
-        raise ApiError(400, "name is required", field="name")
-    form = ServiceForm(_form_data(Service(), _SERVICE_KINDS, body), project=found)
+    form = ServiceForm(_form_data(Service(), _SERVICE_KINDS, _body(request)), project=found)
     service = _service_save(form, found)
     return JsonResponse(service_json(service), status=201)
 
@@ -516,10 +516,7 @@ def triggers(request: HttpRequest, caller: Caller, slug: str, name: str) -> Http
         svc = _service(caller, slug, name)
         return JsonResponse({"items": [trigger_json(t) for t in svc.triggers.order_by("pk")]})
     svc = _service(caller, slug, name, Role.ADMIN)
-    body = _body(request)
-    if "event_type" not in body:
-        raise ApiError(400, "event_type is required", field="event_type")
-    saved = _trigger_save(TriggerForm(_form_data(Trigger(), _TRIGGER_KINDS, body)), svc)
+    saved = _trigger_save(TriggerForm(_form_data(Trigger(), _TRIGGER_KINDS, _body(request))), svc)
     return JsonResponse(trigger_json(saved), status=201)
 
 
@@ -738,8 +735,7 @@ def run_rerun(request: HttpRequest, caller: Caller, slug: str, run_id: str) -> H
 def events(request: HttpRequest, caller: Caller, slug: str) -> HttpResponse:
     """Events sent through the project, or that ran one of its services (as the console shows them)."""
     found = _project(caller, slug)
-    ran_here = Run.objects.filter(event_id=OuterRef("pk"), service__project=found)
-    rows = Event.objects.filter(Q(project=found) | Exists(ran_here)).select_related("project").defer("payload")
+    rows = events_of_projects(project_ids=[found.pk]).select_related("project").defer("payload")
     outcome = _choice(request, "outcome", list(EventOutcome.values))
     type_prefix = request.GET.get("type", "")
     since, until = _time(request, "since"), _time(request, "until")
