@@ -226,7 +226,9 @@ def _only(body: dict[str, Any], allowed: set[str] | list[str]) -> None:
 def _form_error(form: forms.BaseForm) -> ApiError:
     field, messages = next(iter(form.errors.items()))
     message = str(messages[0])
-    return ApiError(400, f"{field}: {message}" if field != "__all__" else message, field=field.strip("_"))
+    if field == "__all__":
+        return ApiError(400, message)
+    return ApiError(400, f"{field}: {message}", field=field)
 
 
 def _no_content() -> HttpResponse:
