@@ -251,7 +251,7 @@ def openapi_document(*, server_url: str = "") -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "cookie",
                     "name": "sessionid",
-                    "description": "Console session; POSTs also need the X-CSRFToken header.",
+                    "description": "Console session; POST, PUT, PATCH and DELETE also need the X-CSRFToken header.",
                 },
                 "hubSignature": {"type": "apiKey", "in": "header", "name": "X-Hub-Signature-256"},
             },
