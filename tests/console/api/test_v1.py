@@ -366,3 +366,16 @@ def test_apikey_role_up_to_the_creators(world: World) -> None:
     assert "a key cannot have the owner role" in response.content.decode()
     client.post("/projects/acme/api-keys/", {"name": "ci", "role": "admin"})
     assert ApiKey.objects.get(name="ci").role == Role.ADMIN
+
+
+def test_run_lists_never_load_logs(world: World) -> None:
+    from django.db import connection  # only this test looks at the SQL
+    from django.test.utils import CaptureQueriesContext
+
+    who = make_caller(world, "key-user")
+    with CaptureQueriesContext(connection) as queries:
+        for path in [f"{V1}/runs", f"{SVC}/runs", f"{V1}/runs/{world.run.pk}", f"{V1}/events"]:
+            assert who.call("GET", path).status_code == 200
+    selects = [q["sql"] for q in queries.captured_queries if "k8x_core_run" in q["sql"]]
+    assert selects
+    assert not [sql for sql in selects if '"k8x_core_run"."log"' in sql or '"k8x_core_event"."payload"' in sql]
