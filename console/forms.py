@@ -364,6 +364,16 @@ class SecretForm(ConfigForm):
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100)
+    role = forms.ChoiceField(
+        choices=Role.choices,
+        initial=Role.USER,
+        required=False,
+        help_text="What the key may do in the management API; at most your own role.",
+    )
+
+    def clean_role(self) -> Role:
+        # Left out: the least privilege.
+        return Role(self.cleaned_data["role"] or Role.USER)
 
 
 class WebhookForm(forms.Form):

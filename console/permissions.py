@@ -22,6 +22,7 @@ AnyUser = AbstractBaseUser | AnonymousUser
 
 __all__ = [
     "Role",
+    "events_of_projects",
     "events_visible",
     "get_event_or_404",
     "get_project_or_404",
@@ -30,6 +31,7 @@ __all__ = [
     "project_allows",
     "project_role",
     "projects_with_role",
+    "role_require",
     "runs_visible",
     "services_visible",
 ]
@@ -67,23 +69,30 @@ def runs_visible(*, user: AnyUser) -> QuerySet[Run]:
 
 
 def events_visible(*, user: AnyUser) -> QuerySet[Event]:
-    """Events of the user's projects: sent through one of them, or that ran one of their services."""
+    """Events of the user's projects (see ``events_of_projects``)."""
     ids = _visible_project_ids(user)
-    qs = Event.objects.all()
-    if ids is None:
-        return qs
-    ran_here = Run.objects.filter(event_id=OuterRef("pk"), service__project_id__in=ids)
-    return qs.filter(Q(project_id__in=ids) | Exists(ran_here))
+    return Event.objects.all() if ids is None else events_of_projects(project_ids=ids)
 
 
-def _require(user: AnyUser, project: Project, role: Role) -> Role:
-    actual = project_role(user=user, project=project)
+def events_of_projects(*, project_ids: Any) -> QuerySet[Event]:
+    """Events sent through one of the projects, or that ran one of their services."""
+    ran_here = Run.objects.filter(event_id=OuterRef("pk"), service__project_id__in=project_ids)
+    return Event.objects.filter(Q(project_id__in=project_ids) | Exists(ran_here))
+
+
+def role_require(*, actual: Role | None, project: Project, role: Role) -> Role:
+    """``actual`` if it is ``role`` or higher. Http404 for a non-member (``actual``
+    None): the project's existence stays hidden; PermissionDenied for a member."""
     if actual is None:
         raise Http404("No such project.")
     if ROLE_RANK[actual] < ROLE_RANK[role]:
         # A member learns the project exists anyway; a non-member does not.
         raise PermissionDenied(f"This needs the {role} role in project {project.slug}.")
     return actual
+
+
+def _require(user: AnyUser, project: Project, role: Role) -> Role:
+    return role_require(actual=project_role(user=user, project=project), project=project, role=role)
 
 
 def get_project_or_404(user: AnyUser, slug: str, role: Role = Role.USER) -> Project:

@@ -455,6 +455,8 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, db_index=True)
     key_hash = models.CharField(max_length=64, unique=True)
+    # What the key may do in its project (the console's roles); least privilege by default.
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.USER)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -465,6 +467,7 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["project", "name"]
         verbose_name = "API key"
+        constraints = [models.CheckConstraint(condition=Q(role__in=Role.values), name="apikey_role_valid")]
 
     def __str__(self) -> str:
         return f"{self.project}/{self.name} ({self.prefix}…)"

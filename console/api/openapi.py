@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from console.api.openapi_v1 import v1_paths, v1_schemas
+
 JSON = "application/json"
 
 
@@ -249,7 +251,7 @@ def openapi_document(*, server_url: str = "") -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "cookie",
                     "name": "sessionid",
-                    "description": "Console session; POSTs also need the X-CSRFToken header.",
+                    "description": "Console session; POST, PUT, PATCH and DELETE also need the X-CSRFToken header.",
                 },
                 "hubSignature": {"type": "apiKey", "in": "header", "name": "X-Hub-Signature-256"},
             },
@@ -353,6 +355,8 @@ def openapi_document(*, server_url: str = "") -> dict[str, Any]:
             },
         },
     }
+    doc["paths"].update(v1_paths())
+    doc["components"]["schemas"].update(v1_schemas())
     if server_url:
         doc["servers"] = [{"url": server_url}]
     return doc

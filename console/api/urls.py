@@ -1,8 +1,8 @@
 """The HTTP API (event bridge, run status, OpenAPI)."""
 
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, include, path
 
-from console.api import logs, views
+from console.api import logs, urls_v1, views
 
 app_name = "api"
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -14,4 +14,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("correlations/<str:correlation_id>", views.correlation_status, name="correlation"),
     path("openapi.json", views.openapi, name="openapi"),
     path("runs/<uuid:run_id>/log", logs.run_log, name="run_log"),
+    path("v1/", include(urls_v1.urlpatterns)),
 ]

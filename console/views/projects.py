@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from console.forms import ApiKeyForm, ConfigForm, MemberForm, SecretForm, WebhookForm
 from console.permissions import Role, get_project_or_404, project_allows, project_role
 from console.views.common import request_user
-from k8x_core.events.apikeys import ApiKeyCapReached, apikey_create, apikey_revoke
+from k8x_core.events.apikeys import ApiKeyCapReached, ApiKeyRoleRefused, apikey_create, apikey_revoke
 from k8x_core.events.webhooks import webhook_create, webhook_curl_example, webhook_url
 from k8x_core.models import ApiKey, Config, Membership, Project, Scope, Secret, Service, Webhook
 from k8x_core.projects import projects_visible
@@ -129,11 +129,17 @@ def project_apikeys(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             _key, raw_key = apikey_create(
-                project=project, name=form.cleaned_data["name"], created_by=request_user(request)
+                project=project,
+                name=form.cleaned_data["name"],
+                created_by=request_user(request),
+                role=Role(form.cleaned_data["role"]),
             )
-            form = ApiKeyForm()
+        except ApiKeyRoleRefused as exc:
+            form.add_error("role", str(exc))
         except ApiKeyCapReached as exc:
             form.add_error("name", str(exc))
+        else:
+            form = ApiKeyForm()
     keys = ApiKey.objects.filter(project=project).order_by("-created_at")
     response = render(
         request,

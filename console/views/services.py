@@ -9,7 +9,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -34,6 +33,7 @@ from console.permissions import (
 )
 from console.views.common import request_user
 from k8x_core.catalog import services as service_domain
+from k8x_core.catalog.service_save import service_save_checked
 from k8x_core.hub.matching import trigger_cap_check_new
 from k8x_core.models import Config, Project, RunStatus, Scope, Secret, Service, Trigger
 from k8x_core.runs.configs import configs_resolve, secret_keys_resolve
@@ -118,15 +118,13 @@ def _save_service(request: HttpRequest, project: Project, form: ServiceForm) -> 
     service: Service = form.save(commit=False)
     service.project = project
     try:
-        service_domain.service_validate_on_cluster(service=service)
+        service_save_checked(service=service)
     except service_domain.ServiceInvalid as exc:
         form.add_error(exc.field if exc.field in form.fields else None, f"Refused by the cluster: {exc}")
         return None
     except service_domain.ClusterUnavailable as exc:
         form.add_error(None, f"Not saved: {exc}. Try again when the cluster answers.")
         return None
-    with transaction.atomic():
-        service.save()
     return service
 
 

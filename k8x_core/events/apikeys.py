@@ -13,7 +13,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from k8x_core.models import ApiKey, Project
+from k8x_core.models import ROLE_RANK, ApiKey, Project, Role
+from k8x_core.projects import project_role
 
 KEY_PREFIX = "k8x_"
 # last_used_at is written at most this often per key, to keep the hot path
@@ -29,9 +30,25 @@ class ApiKeyCapReached(ValueError):
     """The project holds as many active API keys as K8X_MAX_API_KEYS_PER_PROJECT allows."""
 
 
-def apikey_create(*, project: Project, name: str, created_by: User | None = None) -> tuple[ApiKey, str]:
-    """Create a key; the plain key is returned once and never stored. Raises
-    ApiKeyCapReached when the project has its maximum of active keys."""
+class ApiKeyRoleRefused(ValueError):
+    """A key with more rights than its creator has in the project."""
+
+
+def apikey_create(
+    *, project: Project, name: str, created_by: User | None = None, role: Role = Role.USER
+) -> tuple[ApiKey, str]:
+    """Create a key; the plain key is returned once and never stored.
+
+    A person (``created_by``) can only create keys up to their own role in the
+    project; without one (``manage.py k8x_apikey``, run by the operator) any role.
+    Raises ApiKeyCapReached when the project has its maximum of active keys."""
+    role = Role(role)
+    if created_by is not None:
+        own = project_role(user=created_by, project=project)
+        if own is None or ROLE_RANK[own] < ROLE_RANK[role]:
+            raise ApiKeyRoleRefused(
+                f"you are {own or 'not a member'} in project {project.slug}; a key cannot have the {role} role"
+            )
     cap = int(settings.K8X_MAX_API_KEYS_PER_PROJECT)
     if ApiKey.objects.filter(project=project, revoked_at__isnull=True).count() >= cap:
         raise ApiKeyCapReached(
@@ -44,6 +61,7 @@ def apikey_create(*, project: Project, name: str, created_by: User | None = None
         name=name,
         prefix=prefix,
         key_hash=_hash(raw),
+        role=role,
         created_by=created_by,
     )
     return key, raw
@@ -63,6 +81,11 @@ def apikey_authenticate(*, raw: str) -> ApiKey | None:
                 key.last_used_at = now
             return key
     return None
+
+
+def apikey_role_in(*, key: ApiKey, project: Project) -> Role | None:
+    """The key's role in ``project``: its own role in its own project, none elsewhere."""
+    return Role(key.role) if key.project_id == project.pk else None
 
 
 def apikey_revoke(*, key: ApiKey) -> bool:

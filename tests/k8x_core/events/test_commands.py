@@ -30,6 +30,21 @@ def test_apikey_prints_a_working_key_once():
     assert raw not in key.key_hash
 
 
+def test_apikey_role():
+    project = project_ensure(slug=f"p-{uuid.uuid4().hex[:8]}")[0]
+    out, err = io.StringIO(), io.StringIO()
+    call_command("k8x_apikey", "--project", project.slug, "--name", "ops", "--role", "admin", stdout=out, stderr=err)
+    key = apikey_authenticate(raw=out.getvalue().strip())
+    assert key is not None and key.role == "admin"
+    assert "(admin)" in err.getvalue()
+    out = io.StringIO()
+    call_command("k8x_apikey", "--project", project.slug, "--name", "ci", stdout=out, stderr=io.StringIO())
+    key = apikey_authenticate(raw=out.getvalue().strip())
+    assert key is not None and key.role == "user"
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("k8x_apikey", "--project", project.slug, "--name", "x", "--role", "root")
+
+
 def test_apikey_unknown_project():
     with pytest.raises(CommandError, match="no project 'nope'"):
         call_command("k8x_apikey", "--project", "nope", "--name", "ci")
