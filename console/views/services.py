@@ -9,7 +9,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -124,9 +123,7 @@ def _save_service(request: HttpRequest, project: Project, form: ServiceForm) -> 
     except service_domain.ClusterUnavailable as exc:
         form.add_error(None, f"Not saved: {exc}. Try again when the cluster answers.")
         return None
-    with transaction.atomic():
-        service.save()
-    return service
+    return service_domain.service_save(service=service, actor=request_user(request))
 
 
 @login_required
@@ -160,7 +157,7 @@ def service_edit(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 @require_POST
 def service_toggle(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     service = get_service_or_404(request.user, slug, name, Role.ADMIN)
-    service_domain.service_set_active(service=service, active=not service.active)
+    service_domain.service_set_active(service=service, active=not service.active, actor=request_user(request))
     messages.success(request, f"Service {service.name} {'activated' if service.active else 'deactivated'}.")
     return redirect("console:service_detail", slug=slug, name=name)
 
@@ -173,7 +170,7 @@ def service_delete(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         if request.POST.get("confirm_name") != service.name:
             messages.error(request, "Type the service's name to confirm the deletion.")
         else:
-            service_domain.service_delete(service=service)
+            service_domain.service_delete(service=service, actor=request_user(request))
             messages.success(request, f"Service {name} deleted with its triggers, configs and runs.")
             return redirect("console:service_list")
     return render(
@@ -213,7 +210,7 @@ def trigger_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     if form.is_valid():
         trigger = form.save(commit=False)
         trigger.service = service
-        trigger.save()
+        service_domain.trigger_save(trigger=trigger, actor=request_user(request))
         messages.success(request, f"Trigger on {trigger.event_type} added.")
         return redirect("console:service_detail", slug=slug, name=name)
     return render(
@@ -231,7 +228,7 @@ def trigger_edit(request: HttpRequest, slug: str, name: str, trigger_id: int) ->
     trigger = get_object_or_404(Trigger, pk=trigger_id, service=service)
     form = TriggerForm(request.POST or None, instance=trigger)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        service_domain.trigger_save(trigger=form.save(commit=False), actor=request_user(request))
         messages.success(request, "Trigger saved.")
         return redirect("console:service_detail", slug=slug, name=name)
     return render(
@@ -247,7 +244,7 @@ def trigger_edit(request: HttpRequest, slug: str, name: str, trigger_id: int) ->
 def trigger_delete(request: HttpRequest, slug: str, name: str, trigger_id: int) -> HttpResponse:
     service = get_service_or_404(request.user, slug, name, Role.ADMIN)
     trigger = get_object_or_404(Trigger, pk=trigger_id, service=service)
-    trigger.delete()
+    service_domain.trigger_delete(trigger=trigger, actor=request_user(request))
     messages.success(request, f"Trigger on {trigger.event_type} removed.")
     return redirect("console:service_detail", slug=slug, name=name)
 

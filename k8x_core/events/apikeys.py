@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AbstractBaseUser, User
+from django.db import transaction
 from django.utils import timezone
 
+from k8x_core.audit import Actor, audit_record
 from k8x_core.models import ApiKey, Project
 
 KEY_PREFIX = "k8x_"
@@ -29,13 +31,24 @@ def apikey_create(*, project: Project, name: str, created_by: User | None = None
     """Create a key; the plain key is returned once and never stored."""
     prefix = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiKey.objects.create(
-        project=project,
-        name=name,
-        prefix=prefix,
-        key_hash=_hash(raw),
-        created_by=created_by,
-    )
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            project=project,
+            name=name,
+            prefix=prefix,
+            key_hash=_hash(raw),
+            created_by=created_by,
+        )
+        audit_record(
+            project=project,
+            actor=created_by,
+            action="create",
+            kind="api_key",
+            name=name,
+            object_id=key.pk,
+            before=None,
+            after={"name": name, "prefix": prefix},
+        )
     return key, raw
 
 
@@ -55,10 +68,23 @@ def apikey_authenticate(*, raw: str) -> ApiKey | None:
     return None
 
 
-def apikey_revoke(*, key: ApiKey) -> bool:
+def apikey_revoke(*, key: ApiKey, actor: Actor | AbstractBaseUser | None = None) -> bool:
     """Revoke; True when this call revoked it. Takes effect at once in this
     process (the console's), elsewhere within K8X_APIKEY_CACHE_SECONDS."""
-    revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()) == 1
+    now = timezone.now()
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now) == 1
+        if revoked:
+            audit_record(
+                project=key.project,
+                actor=actor,
+                action="update",
+                kind="api_key",
+                name=key.name,
+                object_id=key.pk,
+                before={"revoked_at": None},
+                after={"revoked_at": now},
+            )
     apikey_cache_clear()
     return revoked
 
