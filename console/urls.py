@@ -4,9 +4,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
 from console.views import (
+    audit,  # audit log (issue 15)
     dashboard,
     events,
     projects,
+    redrive,  # dead letters and failed runs (issue 15)
     repos,  # git deployment (issue 8)
     runs,
     services,
@@ -80,6 +82,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         projects.project_member_remove,
         name="project_member_remove",
     ),
+    # --- audit, dead letters and failed runs (issue 15) ---
+    path("projects/<slug:slug>/audit/", audit.project_audit, name="project_audit"),
+    path("events/<int:event_id>/redrive/", redrive.event_redrive_view, name="event_redrive"),
+    path("projects/<slug:slug>/services/<slug:name>/redrive/", redrive.service_redrive_view, name="service_redrive"),
+    # --- end issue 15 ---
     # Git repositories (issue 8) add their routes below.
     # --- git deployment (issue 8, owned by the git deployment engineer) ---
     path("projects/<slug:slug>/repos/", repos.repo_list, name="repo_list"),

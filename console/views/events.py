@@ -11,11 +11,18 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.forms import EventFilterForm, SendEventForm
-from console.permissions import Role, events_visible, get_event_or_404, projects_with_role, runs_visible
+from console.permissions import (
+    Role,
+    events_visible,
+    get_event_or_404,
+    project_allows,
+    projects_with_role,
+    runs_visible,
+)
 from console.views.common import keyset_page, request_user
 from k8x_core.catalog import services as service_domain
 from k8x_core.events.ingest import IngestRefused
-from k8x_core.models import Event, Project
+from k8x_core.models import Event, EventOutcome, Project
 
 
 @login_required
@@ -29,6 +36,9 @@ def event_list(request: HttpRequest) -> HttpResponse:
             events = events.filter(outcome=form.cleaned_data["outcome"])
         if form.cleaned_data["type"]:
             events = events.filter(type__startswith=form.cleaned_data["type"].strip())
+    if request.GET.get("project"):
+        # A project's own events (its rejects included), e.g. from the project's pages.
+        events = events.filter(project__slug=request.GET["project"])
     page = keyset_page(request, events, time_field="received_at", pk_type=int)
     return render(request, "console/events/list.html", {"form": form, "page": page})
 
@@ -51,7 +61,14 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     return render(
         request,
         "console/events/detail.html",
-        {"event": event, "runs": runs, "replay_project": _replay_project(user, event)},
+        {
+            "event": event,
+            "runs": runs,
+            "replay_project": _replay_project(user, event),
+            "can_redrive": event.outcome == EventOutcome.REJECTED
+            and event.project is not None
+            and project_allows(user=user, project=event.project, role=Role.OWNER),
+        },
     )
 
 

@@ -89,6 +89,7 @@ def service_detail(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         "recent_runs": service.runs.select_related("service__project").order_by("-created_at")[:15],
         "stats": _service_stats(service),
         "is_admin": project_allows(user=user, project=project, role=Role.ADMIN),
+        "is_owner": project_allows(user=user, project=project, role=Role.OWNER),
         "run_form": run_form,
         "trigger_form": TriggerForm(),
         "sample_form": SampleEventForm(initial={"sample": _sample_for(service)}),
