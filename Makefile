@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status test lint bench services services-down cluster cluster-down cluster-wipe
+.PHONY: help up down status test lint bench services services-down cluster cluster-down cluster-wipe deploy undeploy
 
 help:
 	@echo "make up        start K8X with embedded defaults (services, local cluster, all processes)"
@@ -12,6 +12,7 @@ help:
 	@echo "make bench     run the benchmarks and print their tables"
 	@echo "make cluster | cluster-down | cluster-wipe    the local Kubernetes cluster alone"
 	@echo "make services | services-down                 PostgreSQL, Redis and Kafka alone"
+	@echo "make deploy | undeploy     K8X itself in the local cluster with Helm (namespace k8x-system)"
 
 up:
 	@deploy/k8x.sh up
@@ -46,3 +47,9 @@ cluster-down:
 
 cluster-wipe:
 	@deploy/local/wipe.sh
+
+deploy:
+	@deploy/helm/deploy.sh deploy
+
+undeploy:
+	@deploy/helm/deploy.sh undeploy

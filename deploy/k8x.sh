@@ -229,6 +229,8 @@ cmd_up() {
     "$REPO/deploy/local/build.sh"
     # start.sh prints the kubeconfig path last (another checkout's cluster may be the running one).
     KUBECONFIG="$("$REPO/deploy/local/start.sh" | tail -n 1)"
+    # K8X's processes use its own least-privilege identity, never the cluster admin.
+    KUBECONFIG="$("$REPO/deploy/local/k8x-identity.sh" "$KUBECONFIG" | tail -n 1)"
     export KUBECONFIG
   else
     note "using KUBECONFIG=$KUBECONFIG"

@@ -12,9 +12,16 @@ if [ -z "${KUBECONFIG:-}" ]; then
   step "local Kubernetes cluster"
   "$REPO/deploy/local/build.sh"
   # start.sh prints the kubeconfig path last (another checkout's cluster may be the running one).
-  KUBECONFIG="$("$REPO/deploy/local/start.sh" | tail -n 1)"
-  export KUBECONFIG
+  # That admin kubeconfig is for test fixtures only; K8X under test uses its own
+  # least-privilege identity (deploy/local/k8x-identity.sh prints its kubeconfig last).
+  K8X_TEST_ADMIN_KUBECONFIG="$("$REPO/deploy/local/start.sh" | tail -n 1)"
+  KUBECONFIG="$("$REPO/deploy/local/k8x-identity.sh" "$K8X_TEST_ADMIN_KUBECONFIG" | tail -n 1)"
+  export KUBECONFIG K8X_TEST_ADMIN_KUBECONFIG
 fi
+step "helm and K8X's images (tests/deploy/helm; cached by version and content hash: no-ops when warm)"
+"$REPO/deploy/helm/build-helm.sh" >/dev/null
+"$REPO/deploy/image/build.sh" k8x >/dev/null
+"$REPO/deploy/image/build.sh" redis >/dev/null
 set +e
 
 export PATH="$VENV/bin:$PATH"

@@ -2,11 +2,15 @@
 
 Loaded from ``tests/conftest.py`` (``pytest_plugins``). Fixtures:
 
-- ``kube_cluster`` (session): the cluster to use. When ``KUBECONFIG`` is set it
-  is used as is; otherwise ``deploy/local/build.sh`` and
-  ``deploy/local/start.sh`` run (both idempotent, warm in seconds) and the
-  cluster's kubeconfig (``.state/cluster/kubeconfig``) is used.
-- ``kube_api`` (session): a ``kubernetes.client.ApiClient`` for that cluster.
+- ``kube_cluster`` (session): the cluster to use, with two identities:
+  ``kubeconfig`` is K8X's own (what K8X code under test and the processes tests
+  start use) and ``admin_kubeconfig`` the cluster admin's (test fixtures only:
+  namespaces, cleanup, reading what K8X wrote). When ``KUBECONFIG`` is set it is
+  K8X's, and ``K8X_TEST_ADMIN_KUBECONFIG`` (default: the same file) the admin's,
+  as ``deploy/test.sh`` sets them; otherwise ``deploy/local/build.sh``,
+  ``deploy/local/start.sh`` and ``deploy/local/k8x-identity.sh`` run (idempotent,
+  warm in seconds) and their kubeconfigs are used.
+- ``kube_api`` (session): a ``kubernetes.client.ApiClient`` for that cluster, as admin.
 - ``kube_namespace`` (module): a fresh namespace ``k8x-test-<random>`` labelled
   ``app.kubernetes.io/managed-by=k8x`` whose ``default`` ServiceAccount exists;
   deleted afterwards.
@@ -42,8 +46,9 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "k8x"}
 class KubeCluster:
     """Where the cluster is and what it offers to tests."""
 
-    kubeconfig: str
+    kubeconfig: str  # K8X's own least-privilege identity
     started_here: bool
+    admin_kubeconfig: str  # the cluster admin, for test fixtures only
     bridge_ip: str = BRIDGE_IP  # the host as pods see it (K8X's event endpoint lives here)
     registry: str = REGISTRY  # plain-HTTP registry that podman pushes to and the kubelet pulls from
     busybox_image: str = BUSYBOX_IMAGE
@@ -53,10 +58,10 @@ class KubeCluster:
         return getattr(self, key)
 
 
-def _run_script(script: Path, timeout: float) -> str:
+def _run_script(script: Path, timeout: float, *args: str) -> str:
     try:
         proc = subprocess.run(
-            [str(script)], capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO_ROOT
+            [str(script), *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO_ROOT
         )
     except subprocess.TimeoutExpired as exc:
         stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
@@ -71,22 +76,26 @@ def kube_cluster() -> KubeCluster:
     """The local cluster: $KUBECONFIG if set, else build + start deploy/local."""
     env_kubeconfig = os.environ.get("KUBECONFIG")
     if env_kubeconfig:
-        return KubeCluster(kubeconfig=env_kubeconfig, started_here=False)
+        admin = os.environ.get("K8X_TEST_ADMIN_KUBECONFIG") or env_kubeconfig
+        return KubeCluster(kubeconfig=env_kubeconfig, started_here=False, admin_kubeconfig=admin)
     if os.geteuid() != 0:
         pytest.fail("the local cluster needs root to start (containerd, kubelet); or set KUBECONFIG")
     _run_script(DEPLOY_LOCAL / "build.sh", timeout=1800)
     out = _run_script(DEPLOY_LOCAL / "start.sh", timeout=300)
+    admin = out.splitlines()[-1].strip()
+    assert Path(admin).is_file(), f"start.sh printed no kubeconfig path: {out!r}"
+    out = _run_script(DEPLOY_LOCAL / "k8x-identity.sh", 120, admin)
     kubeconfig = out.splitlines()[-1].strip()
-    assert Path(kubeconfig).is_file(), f"start.sh printed no kubeconfig path: {out!r}"
-    return KubeCluster(kubeconfig=kubeconfig, started_here=True)
+    assert Path(kubeconfig).is_file(), f"k8x-identity.sh printed no kubeconfig path: {out!r}"
+    return KubeCluster(kubeconfig=kubeconfig, started_here=True, admin_kubeconfig=admin)
 
 
 @pytest.fixture(scope="session")
 def kube_api(kube_cluster: KubeCluster) -> Iterator[Any]:
-    """kubernetes.client.ApiClient for the local cluster."""
+    """kubernetes.client.ApiClient for the local cluster, as the cluster admin."""
     from kubernetes import config
 
-    api = config.new_client_from_config(config_file=kube_cluster.kubeconfig)
+    api = config.new_client_from_config(config_file=kube_cluster.admin_kubeconfig)
     try:
         yield api
     finally:
@@ -184,3 +193,25 @@ def wait_for_pod(
         return None
 
     return wait_until(match, timeout, what)
+
+
+def admin_secret_read(kube_api: Any, namespace: str, name: str) -> dict[str, Any]:
+    """A Secret as the API returns it (base64 ``data``), read as admin: K8X's own
+    identity may write Secrets but never read them back."""
+    from kubernetes import client
+
+    secret = client.CoreV1Api(kube_api).read_namespaced_secret(name, namespace)
+    result: dict[str, Any] = kube_api.sanitize_for_serialization(secret)
+    return result
+
+
+def admin_namespace_delete(kube_api: Any, name: str) -> None:
+    """Delete a namespace as admin (cleanup; K8X's identity may not delete namespaces)."""
+    from kubernetes import client  # lazily, like the fixtures above: only cluster tests need it
+    from kubernetes.client.rest import ApiException
+
+    try:
+        client.CoreV1Api(kube_api).delete_namespace(name, propagation_policy="Background")
+    except ApiException as exc:  # already gone is fine
+        if exc.status != 404:
+            raise

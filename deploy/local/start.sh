@@ -65,6 +65,10 @@ iptables -w -t mangle -A K8X-GUARD -i "$BRIDGE" -o "$BRIDGE" -j RETURN
 iptables -w -t mangle -A K8X-GUARD -i "$BRIDGE" -j DROP
 iptables -w -t mangle -A K8X-GUARD -o "$BRIDGE" -j DROP
 iptables -w -t mangle -C FORWARD -j K8X-GUARD 2>/dev/null || iptables -w -t mangle -I FORWARD 1 -j K8X-GUARD
+# Pod -> Service ClusterIP -> pod is routed by this host (kube-proxy's DNAT),
+# so the bridge must forward; only the bridge (eth0 stays off), and the guard
+# above keeps it bridge-to-bridge.
+sysctl -qw "net.ipv4.conf.$BRIDGE.forwarding=1"
 
 # --- registry --------------------------------------------------------------
 mkdir -p "$CLUSTER_DIR/registry/data"

@@ -34,6 +34,8 @@ REDIS_URL_VALUE="redis://127.0.0.1:$REDIS_PORT/0"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$K8X_SERVICES_DIR/kafka/pom.xml" | head -n1)"
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
+# listener for pods (advertised as 10.244.0.1:9094, relayed there by deploy/helm/pod_relay.py)
+KAFKA_PODS_PORT=9094
 KAFKA_DIR="$K8X_STATE_DIR/kafka"
 KAFKA_CACHE="$K8X_CACHE_DIR/kafka/$KAFKA_VERSION"
 KAFKA_LIBS="$KAFKA_CACHE/libs"

@@ -144,6 +144,7 @@ start_kafka() {
   if [[ -z "$pid" ]]; then
     port_must_be_free kafka "$KAFKA_PORT"
     port_must_be_free kafka-controller "$KAFKA_CONTROLLER_PORT"
+    port_must_be_free kafka-pods "$KAFKA_PODS_PORT"
     mkdir -p "$KAFKA_DIR/data"
     sed -e "s|@KAFKA_DATA@|$KAFKA_DIR/data|" "$K8X_SERVICES_DIR/kafka/server.properties.in" >"$props"
     if [[ ! -s "$KAFKA_DIR/data/meta.properties" ]]; then
@@ -179,6 +180,8 @@ start_kafka() {
     done
   else
     say "kafka: already running (pid $pid)"
+    port_open "$KAFKA_PODS_PORT" \
+      || warn "kafka: this broker has no PODS listener on 127.0.0.1:$KAFKA_PODS_PORT (started before it was added); pods cannot reach it until it is restarted (stop.sh kafka && start.sh kafka)"
   fi
   wait_for 60 "kafka metadata" kafka_admin ready \
     || { tail -n 30 "$LOG_DIR/kafka.log" >&2; die "kafka: broker does not answer metadata requests (log: $LOG_DIR/kafka.log)"; }

@@ -301,7 +301,7 @@ def job_template_normalise(*, doc: Any, rel: str) -> tuple[dict[str, Any] | None
     return (None if errors else job), errors
 
 
-def _job_for_dry_run(job: dict[str, Any], *, namespace: str) -> dict[str, Any]:
+def _job_for_dry_run(job: dict[str, Any], *, namespace: str | None) -> dict[str, Any]:
     job = json.loads(json.dumps(job))  # a deep copy of plain data
     job["metadata"] = {
         **(job.get("metadata") or {}),
@@ -315,7 +315,7 @@ def _job_for_dry_run(job: dict[str, Any], *, namespace: str) -> dict[str, Any]:
     return job
 
 
-def job_validate_on_cluster(*, job: dict[str, Any], namespace: str, rel: str) -> list[SpecError]:
+def job_validate_on_cluster(*, job: dict[str, Any], namespace: str | None, rel: str) -> list[SpecError]:
     """Server-side dry run of the Job; the API server's message on refusal."""
     try:
         kube.job_dry_run(namespace=namespace, job=_job_for_dry_run(job, namespace=namespace))
@@ -466,10 +466,9 @@ def servicedir_load(*, root: Path, namespace: str | None = None, validate_on_clu
         seen.setdefault(spec.name, spec.directory)
 
     if validate_on_cluster and jobs:
-        # job_dry_run falls back to ``default`` while the project's namespace does not exist yet.
-        dry_ns = namespace or "default"
+        # job_dry_run uses a namespace of its own while the project's does not exist yet.
         for rel, job in jobs:
-            errors += job_validate_on_cluster(job=job, namespace=dry_ns, rel=rel)
+            errors += job_validate_on_cluster(job=job, namespace=namespace, rel=rel)
     return LoadResult(specs=specs, errors=errors)
 
 

@@ -14,6 +14,7 @@ API server's own message.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -85,12 +86,14 @@ _api: k8s_client.ApiClient | None = None
 
 
 def kubeconfig_path() -> str | None:
-    """settings.KUBECONFIG, else the local cluster's kubeconfig if it exists, else None (in-cluster)."""
+    """settings.KUBECONFIG, else K8X's own identity on the local cluster
+    (``.state/cluster/k8x.kubeconfig``, written by deploy/local/k8x-identity.sh)
+    if it exists, else None (in-cluster). Never the local cluster's admin kubeconfig."""
     configured = settings.KUBECONFIG or ""
     if configured:
         return str(configured)
     state_dir = Path(settings.K8X_STATE_DIR)
-    local = state_dir / "cluster" / "kubeconfig"
+    local = state_dir / "cluster" / "k8x.kubeconfig"
     if local.is_file():
         return str(local)
     return None
@@ -118,10 +121,13 @@ def api_client() -> k8s_client.ApiClient:
 
 
 def api_client_reset() -> None:
-    """Forget the cached client (tests switching clusters, or after a fork)."""
-    global _api
+    """Forget the cached client and identity (tests switching clusters, or after a fork)."""
+    global _api, _subject
     with _api_lock:
         _api = None
+        _subject = None
+    _namespaces_known.clear()
+    _namespaces_managed.clear()
 
 
 # --- one request ---------------------------------------------------------------
@@ -279,34 +285,174 @@ def _q(value: str) -> str:
 
 # --- namespaces ------------------------------------------------------------------
 
+# K8X holds rights inside a namespace only through this RoleBinding of this
+# ClusterRole (deploy/helm/k8x/files/clusterroles.yaml), created by managed_namespace_ensure.
+TENANT_ROLE = "k8x-tenant"
+TENANT_BINDING = "k8x-tenant"
+# Seconds to wait for a new RoleBinding to reach the API server's authorizer.
+_BINDING_WAIT_SECONDS = 10.0
+
 _namespaces_known: set[str] = set()
+_namespaces_managed: set[str] = set()
+_subject: dict[str, str] | None = None
 
 
-def namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool:
-    """Create the namespace if it is missing; True when this call created it."""
-    if name in _namespaces_known:
+def identity_subject() -> dict[str, str]:
+    """The RBAC subject K8X's calls are made as (asked once per process with a
+    SelfSubjectReview, which every authenticated identity may create)."""
+    global _subject
+    if _subject is None:
+        review = call(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        username = str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "")
+        if not username:
+            raise KubeInvalid("the API server did not say who K8X is (SelfSubjectReview without a username)")
+        parts = username.split(":")
+        if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
+            _subject = {"kind": "ServiceAccount", "name": parts[3], "namespace": parts[2]}
+        else:
+            _subject = {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": username}
+    return _subject
+
+
+def _same_subject(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("kind", "name", "namespace"))
+
+
+def _older_than(obj: dict[str, Any], *, seconds: float) -> bool:
+    stamp = str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+    try:
+        created = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
         return False
+    return (datetime.datetime.now(datetime.UTC) - created).total_seconds() > seconds
+
+
+def _tenant_binding_ensure(*, namespace: str) -> None:
+    """Bind ClusterRole k8x-tenant to K8X in ``namespace``; after a change, wait
+    until the authorizer lets K8X create Jobs there."""
+    subject = identity_subject()
+    path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{_q(namespace)}/rolebindings"
+    body = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": TENANT_BINDING, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TENANT_ROLE},
+        "subjects": [subject],
+    }
+    for _ in range(5):
+        try:
+            binding = call("GET", f"{path}/{TENANT_BINDING}")
+        except KubeNotFound:
+            try:
+                call("POST", path, body=body, query={"fieldManager": FIELD_MANAGER})
+                break
+            except KubeConflict:
+                continue
+        ref = binding.get("roleRef") or {}
+        if ref.get("kind") != "ClusterRole" or ref.get("name") != TENANT_ROLE:
+            raise KubeInvalid(
+                f"RoleBinding {namespace}/{TENANT_BINDING} refers to {ref.get('kind')} {ref.get('name')}, "
+                f"not ClusterRole {TENANT_ROLE}: delete it so that K8X can bind itself"
+            )
+        subjects = list(binding.get("subjects") or [])
+        if any(_same_subject(s, subject) for s in subjects):
+            if _older_than(binding, seconds=60):
+                return  # in effect long since
+            break  # maybe just created by another K8X process: wait as if it were ours
+        # Another K8X identity (e.g. a second installation) is bound already: add ours.
+        # The resourceVersion makes a concurrent change a 409 instead of a lost subject.
+        patch = {
+            "metadata": {"resourceVersion": (binding.get("metadata") or {}).get("resourceVersion")},
+            "subjects": [*subjects, subject],
+        }
+        try:
+            call(
+                "PATCH",
+                f"{path}/{TENANT_BINDING}",
+                body=patch,
+                content_type="application/merge-patch+json",
+                query={"fieldManager": FIELD_MANAGER},
+            )
+            break
+        except KubeConflict:
+            continue
+    else:
+        raise KubeConflict(f"RoleBinding {namespace}/{TENANT_BINDING} kept changing while being ensured", status=409)
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {
+            "resourceAttributes": {"namespace": namespace, "verb": "create", "group": "batch", "resource": "jobs"}
+        },
+    }
+    deadline = time.monotonic() + _BINDING_WAIT_SECONDS
+    while True:
+        answer = call("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
+        if (answer.get("status") or {}).get("allowed"):
+            return
+        if time.monotonic() > deadline:
+            raise KubeInvalid(
+                f"K8X may not create Jobs in namespace {namespace} although RoleBinding {TENANT_BINDING} binds "
+                f"ClusterRole {TENANT_ROLE} to it: is that ClusterRole installed?"
+            )
+        time.sleep(0.1)
+
+
+def _namespace_get_or_create(*, name: str, labels: dict[str, str] | None) -> tuple[dict[str, Any], bool]:
     body = {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY, **(labels or {})}},
     }
     try:
-        call("GET", f"/api/v1/namespaces/{_q(name)}")
-        created = False
+        return call("GET", f"/api/v1/namespaces/{_q(name)}"), False
     except KubeNotFound:
-        try:
-            call("POST", "/api/v1/namespaces", body=body, query={"fieldManager": FIELD_MANAGER})
-            created = True
-        except KubeConflict:
-            created = False
+        pass
+    try:
+        return call("POST", "/api/v1/namespaces", body=body, query={"fieldManager": FIELD_MANAGER}), True
+    except KubeConflict:
+        return call("GET", f"/api/v1/namespaces/{_q(name)}"), False
+
+
+def namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool:
+    """Create the namespace (labelled managed-by=k8x) if it is missing; True when
+    this call created it. Grants K8X nothing there: see managed_namespace_ensure."""
+    if name in _namespaces_known:
+        return False
+    _obj, created = _namespace_get_or_create(name=name, labels=labels)
     _namespaces_known.add(name)
     return created
 
 
+def managed_namespace_ensure(*, name: str, labels: dict[str, str] | None = None) -> bool:
+    """Make ``name`` a project namespace K8X manages: create it (labelled
+    managed-by=k8x) if missing, and bind K8X's tenant role (Jobs, logs, Secrets,
+    quotas) in it. True when this call created it. Call it before working there.
+
+    An existing namespace without the managed-by label is refused: K8X never
+    grants itself rights in a namespace it does not manage (kube-system, ...)."""
+    if name in _namespaces_managed:
+        return False
+    existing, created = _namespace_get_or_create(name=name, labels=labels)
+    if ((existing.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
+        raise KubeInvalid(
+            f"namespace {name} exists but is not managed by K8X (label {MANAGED_BY_LABEL}={MANAGED_BY} missing); "
+            "K8X works only in namespaces it manages: choose another namespace or label this one"
+        )
+    _tenant_binding_ensure(namespace=name)
+    _namespaces_known.add(name)
+    _namespaces_managed.add(name)
+    return created
+
+
 def namespace_forget(*, name: str) -> None:
-    """Drop a namespace from the created-already cache (after it was deleted)."""
+    """Drop a namespace from the created-already caches (after it was deleted)."""
     _namespaces_known.discard(name)
+    _namespaces_managed.discard(name)
 
 
 def namespace_delete(*, name: str) -> None:
@@ -334,23 +480,37 @@ def job_create(*, namespace: str, job: dict[str, Any], deadline_seconds: float |
     return result
 
 
-def job_dry_run(*, namespace: str, job: dict[str, Any], deadline_seconds: float = 10.0) -> None:
+def dry_run_namespace() -> str:
+    """Where a Job is dry-run while its project's namespace does not exist yet: a
+    namespace K8X manages for that alone (``<K8X_NAMESPACE>--dry-run``, which no
+    project slug can produce). K8X may create Jobs only in namespaces it manages."""
+    return f"{settings.K8X_NAMESPACE}--dry-run"
+
+
+def job_dry_run(*, namespace: str | None, job: dict[str, Any], deadline_seconds: float = 10.0) -> None:
     """Server-side dry run (dryRun=All): returns if the API server would accept the Job,
     raises KubeInvalid with the API server's message if not, KubeUnavailable if it
-    could not be asked. A missing namespace is not the Job's fault: it is checked in
-    ``default`` then (admission may differ, validation does not)."""
+    could not be asked. A missing (or None) namespace is not the Job's fault: it is
+    checked in ``dry_run_namespace()`` then (admission may differ, validation does not).
+    The namespace is made a managed one first (managed_namespace_ensure), as a launch would."""
+    target = namespace
+    if target is not None and target not in _namespaces_managed:
+        try:
+            call("GET", f"/api/v1/namespaces/{_q(target)}", deadline_seconds=deadline_seconds)
+        except KubeNotFound:
+            target = None
+    if target is None:
+        target = dry_run_namespace()
+    managed_namespace_ensure(name=target)
     body = dict(job)
-    body["metadata"] = {**(job.get("metadata") or {}), "namespace": namespace}
+    body["metadata"] = {**(job.get("metadata") or {}), "namespace": target}
     if not body["metadata"].get("name") and not body["metadata"].get("generateName"):
         body["metadata"]["generateName"] = "k8x-dry-run-"
     query = {"dryRun": "All", "fieldManager": FIELD_MANAGER, "fieldValidation": "Strict"}
     try:
-        call("POST", _jobs(namespace), body=body, query=query, deadline_seconds=deadline_seconds)
+        call("POST", _jobs(target), body=body, query=query, deadline_seconds=deadline_seconds)
     except KubeNotFound as exc:
-        if "namespaces" not in exc.message:
-            raise KubeInvalid(exc.message, status=exc.status, reason=exc.reason) from None
-        body["metadata"]["namespace"] = "default"
-        call("POST", _jobs("default"), body=body, query=query, deadline_seconds=deadline_seconds)
+        raise KubeInvalid(exc.message, status=exc.status, reason=exc.reason) from None
     except KubeConflict:
         # A Job of that name exists: the spec itself was acceptable.
         return

@@ -109,7 +109,7 @@ def service_secrets_sync(*, service: Service, force: bool = False, values: dict[
         known = _synced.get(key)
     if not force and known and known[0] == digest and now - known[1] < _SYNC_TTL_SECONDS:
         return False
-    kube.namespace_ensure(name=namespace, labels={jobspec.LABEL_PROJECT: service.project.slug})
+    kube.managed_namespace_ensure(name=namespace, labels={jobspec.LABEL_PROJECT: service.project.slug})
     kube.secret_apply(
         namespace=namespace,
         name=name,
@@ -257,7 +257,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         _fail(run, reason="InvalidJobTemplate", message=str(exc))
         return LaunchResult.FAILED
 
-    kube.namespace_ensure(name=namespace, labels={jobspec.LABEL_PROJECT: project.slug})
+    kube.managed_namespace_ensure(name=namespace, labels={jobspec.LABEL_PROJECT: project.slug})
     service_secrets_sync(service=service, values=secret_values)
 
     if service.max_concurrency:

@@ -18,6 +18,7 @@ from k8x_core.hub.loop import hub_process_batch
 from k8x_core.hub.matching import trigger_index_load
 from k8x_core.kafka.consumer import HubMessage
 from k8x_core.models import Project, Run, RunStatus, Service, SyncRecord, run_job_name
+from tests.cluster_fixtures import admin_namespace_delete
 from tests.k8x_core.catalog.conftest import GitServer, service_write
 from worker.jobs import launch_run
 
@@ -52,7 +53,7 @@ def test_server_side_dry_run_refuses_what_the_cluster_would(kube_cluster: Any, t
 
 @pytest.mark.django_db(transaction=True)
 def test_a_synced_service_runs_on_an_event(
-    kube_cluster: Any, git_server: GitServer, tmp_path: Path, settings: Any
+    kube_cluster: Any, kube_api: Any, git_server: GitServer, tmp_path: Path, settings: Any
 ) -> None:
     """Acceptance: a repository with two services syncs; an event then runs the service on the cluster."""
 
@@ -99,4 +100,6 @@ def test_a_synced_service_runs_on_an_event(
         run.refresh_from_db()
         assert run.status != RunStatus.QUEUED
     finally:
-        kube.namespace_delete(name=project.namespace)
+        # Cleanup is admin work: K8X itself never deletes namespaces.
+        kube.namespace_forget(name=project.namespace)
+        admin_namespace_delete(kube_api, project.namespace)

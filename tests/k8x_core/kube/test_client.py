@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from k8x_core import kube
+from tests.cluster_fixtures import admin_secret_read
 
 pytestmark = pytest.mark.cluster
 
@@ -35,6 +36,7 @@ def live(settings: Any, kube_cluster: Any) -> Any:
 
 def test_errors_are_typed_with_the_api_message(live: Any, kube_namespace: str) -> None:
     name = f"client-{uuid.uuid4().hex[:8]}"
+    kube.managed_namespace_ensure(name=kube_namespace)  # as the launcher does: K8X works only in namespaces it manages
     with pytest.raises(kube.KubeNotFound):
         kube.job_get(namespace=kube_namespace, name=name)
     created = kube.job_create(namespace=kube_namespace, job=_job(name, activeDeadlineSeconds=5))
@@ -52,11 +54,11 @@ def test_errors_are_typed_with_the_api_message(live: Any, kube_namespace: str) -
     assert not kube.job_delete(namespace=kube_namespace, name=f"gone-{uuid.uuid4().hex[:6]}")
 
 
-def test_namespace_and_secret_apply_are_idempotent(live: Any, kube_namespace: str) -> None:
-    assert not kube.namespace_ensure(name=kube_namespace)
+def test_namespace_and_secret_apply_are_idempotent(live: Any, kube_namespace: str, kube_api: Any) -> None:
+    assert not kube.managed_namespace_ensure(name=kube_namespace)
     kube.secret_apply(namespace=kube_namespace, name="s1", string_data={"A": "1", "B": "2"})
     kube.secret_apply(namespace=kube_namespace, name="s1", string_data={"A": "3"})
-    secret = kube.secret_get(namespace=kube_namespace, name="s1")
+    secret = admin_secret_read(kube_api, kube_namespace, "s1")
     assert set(secret["data"]) == {"A"}  # a removed key is removed
     assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "k8x"
 

@@ -95,9 +95,10 @@ def test_a_run_emits_an_event_that_triggers_a_second_service_in_the_same_flow(
     hub: None,
     watcher: Watcher,
     start_worker: Callable[..., Any],
+    kube_api: Any,
 ) -> None:
     first = make_service("emitter", event_type="com.test.chain.start", job_template=python_template(EMITTER))
-    sdk_configmap(first.project.namespace)
+    sdk_configmap(kube_api, first.project.namespace)
     second = make_service("receiver", event_type="com.test.chain.next", command=["sh", "-c", "echo got $K8X_PARAMS"])
     start_worker()
 

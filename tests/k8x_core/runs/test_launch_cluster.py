@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import itertools
 import json
@@ -16,6 +15,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.test import Client
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from k8x_core import kube
 from k8x_core.models import STATUS_RANK, Run, RunStatus, Service, TriggerKind, run_job_name
@@ -23,6 +24,7 @@ from k8x_core.runs import jobspec, launch
 from k8x_core.runs.live import run_group
 from k8x_core.runs.queue import run_enqueue_now
 from k8x_core.watch.watcher import Watcher
+from tests.cluster_fixtures import admin_secret_read
 from tests.k8x_core.runs.conftest import PYTHON, REPO, send_event, service_secret, wait_run
 
 pytestmark = pytest.mark.cluster
@@ -84,15 +86,17 @@ def log_values(log: str) -> dict[str, str]:
     return values
 
 
-def sdk_configmap(namespace: str) -> None:
-    body = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "k8x-sdk"},
-        "data": {"k8x_sdk.py": (REPO / "deploy" / "images" / "k8x_sdk.py").read_text()},
-    }
-    with contextlib.suppress(kube.KubeConflict):
-        kube.call("POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body)
+def sdk_configmap(kube_api: Any, namespace: str) -> None:
+    """The SDK as a ConfigMap in the namespace (a test fixture, so written as admin)."""
+    body = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="k8x-sdk"),
+        data={"k8x_sdk.py": (REPO / "deploy" / "images" / "k8x_sdk.py").read_text()},
+    )
+    try:
+        client.CoreV1Api(kube_api).create_namespaced_config_map(namespace, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
 
 
 def python_template(script: str, *, name: str = "main") -> str:
@@ -120,7 +124,7 @@ def python_template(script: str, *, name: str = "main") -> str:
     )
 
 
-def check_contract(run: Run, service: Service, expected: dict[str, str]) -> None:
+def check_contract(run: Run, service: Service, expected: dict[str, str], kube_api: Any) -> None:
     # Secret values as they are now (a project-scope one was set again for the other service).
     expected = {**expected, **{k: service_secret(service, k) for k in ("DB_PASSWORD", "API_TOKEN")}}
     values = log_values(run.log)
@@ -147,7 +151,7 @@ def check_contract(run: Run, service: Service, expected: dict[str, str]) -> None
     assert values["DB_PASSWORD_SHA"] == sha(expected["DB_PASSWORD"])
     assert values["API_TOKEN_SHA"] == sha(expected["API_TOKEN"])
     ns = service.project.namespace
-    run_secret = kube.secret_get(namespace=ns, name=jobspec.run_secret_name(run.pk))
+    run_secret = admin_secret_read(kube_api, ns, jobspec.run_secret_name(run.pk))
     token = run_secret["data"]["K8X_RUN_TOKEN"]
     # The Job owns the run Secret: it is collected with the Job.
     job_uid = kube.job_get(namespace=ns, name=run_job_name(run.pk))["metadata"]["uid"]
@@ -174,9 +178,10 @@ def test_busybox_and_python_services_see_the_contract(
     make_service: Callable[..., Service],
     configs_and_secrets: Callable[[Service], dict[str, str]],
     watcher: Watcher,
+    kube_api: Any,
 ) -> None:
     busy = make_service("busy", event_type="com.test.order", command=["sh", "-c", BUSYBOX_SCRIPT])
-    sdk_configmap(busy.project.namespace)
+    sdk_configmap(kube_api, busy.project.namespace)
     py = make_service("py", event_type="com.test.order", job_template=python_template(PYTHON_SCRIPT))
     expected_busy = configs_and_secrets(busy)
     expected_py = configs_and_secrets(py)
@@ -197,7 +202,7 @@ def test_busybox_and_python_services_see_the_contract(
         assert done.job_name == run_job_name(run.pk)
         assert done.pod_name.startswith(done.job_name)
         service = busy if done.service_id == busy.pk else py
-        check_contract(done, service, expected_busy if service is busy else expected_py)
+        check_contract(done, service, expected_busy if service is busy else expected_py, kube_api)
 
     py_run = next(r for r in runs if r.service_id == py.pk)
     values = log_values(Run.objects.get(pk=py_run.pk).log)
@@ -438,7 +443,9 @@ def test_event_over_64_kib_is_mounted_as_a_file(make_service: Callable[..., Serv
     assert "n=3" in done.log and "event=unset" in done.log
 
 
-def test_service_secret_follows_secret_changes(make_service: Callable[..., Service], project: Any) -> None:
+def test_service_secret_follows_secret_changes(
+    make_service: Callable[..., Service], project: Any, kube_api: Any
+) -> None:
     from k8x_core.models import Scope, Secret
     from k8x_core.runs.configs import secret_set
 
@@ -450,7 +457,7 @@ def test_service_secret_follows_secret_changes(make_service: Callable[..., Servi
     import base64
 
     def data() -> dict[str, str]:
-        raw = kube.secret_get(namespace=project.namespace, name=name)["data"]
+        raw = admin_secret_read(kube_api, project.namespace, name)["data"]
         return {k: base64.b64decode(v).decode() for k, v in raw.items()}
 
     assert data() == {"PASSWORD": "first", "SHARED": "project-wide"}
