@@ -20,6 +20,12 @@ class ProjectAdmin(admin.ModelAdmin[models.Project]):
     list_display = ["slug", "name", "namespace", "created_at"]
     search_fields = ["slug", "name"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Retention overrides decide what is deleted: superusers only.
+        if getattr(request.user, "is_superuser", False):
+            return []
+        return [f.name for f in models.Project._meta.fields if f.name.startswith("retention_")]
+
 
 @admin.register(models.Membership)
 class MembershipAdmin(admin.ModelAdmin[models.Membership]):
@@ -192,3 +198,22 @@ class GitRepositoryAdmin(admin.ModelAdmin[models.GitRepository]):
 admin.site.register(models.ScheduleTick)
 admin.site.register(models.SyncRecord)
 admin.site.site_header = "K8X administration"
+
+
+@admin.register(models.AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin[models.AuditEntry]):
+    """Read-only: the audit log is written by k8x_core.audit and pruned by retention only."""
+
+    list_display = ["created_at", "project", "actor_kind", "actor_name", "action", "kind", "object_name"]
+    list_filter = ["kind", "action", "actor_kind"]
+    search_fields = ["actor_name", "object_name"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.contrib import admin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from k8x_core.admin import MASK
@@ -74,3 +74,20 @@ def test_webhook_secret_masked(admin_client_: Client) -> None:
 def test_every_model_has_an_admin(admin_client_: Client) -> None:
     for model in apps.get_app_config("k8x_core").get_models():
         assert admin.site.is_registered(model), model.__name__
+
+
+def test_only_a_superuser_sets_a_projects_retention(admin_client_: Client) -> None:
+    project = Project.objects.create(slug="kept")
+    url = f"/admin/k8x_core/project/{project.pk}/change/"
+    form = {"slug": "kept", "name": "kept", "namespace": project.namespace, "retention_runs_days": "3"}
+    assert admin_client_.post(url, form).status_code == 302
+    project.refresh_from_db()
+    assert project.retention_runs_days == 3
+
+    staff = User.objects.create_user(username="staff", password="pw-staff-1", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["change_project", "view_project"]))
+    client = Client()
+    client.force_login(staff)
+    assert client.post(url, {**form, "retention_runs_days": "90"}).status_code == 302
+    project.refresh_from_db()
+    assert project.retention_runs_days == 3
