@@ -7,12 +7,13 @@ import shlex
 from typing import Any
 
 import jsonschema
-from croniter import croniter
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
 from k8x_core.catalog.services import ServiceInvalid, job_template_parse
+from k8x_core.events.reserved import source_reserved_problem
+from k8x_core.events.scheduler import schedule_validate
 from k8x_core.hub.matching import trigger_clean
 from k8x_core.models import (
     DNS_LABEL_REGEX,
@@ -146,8 +147,9 @@ class ServiceForm(forms.ModelForm[Service]):
 
     def clean_schedule(self) -> str:
         schedule: str = self.cleaned_data["schedule"].strip()
-        if schedule and not croniter.is_valid(schedule):
-            raise forms.ValidationError(f"Not a valid cron expression: {schedule!r}.")
+        problem = schedule_validate(expression=schedule) if schedule else None
+        if problem:
+            raise forms.ValidationError(f"Not a valid cron expression: {problem}.")
         return schedule
 
     def clean_job_template(self) -> str:
@@ -360,6 +362,13 @@ class WebhookForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
     event_type = forms.CharField(max_length=255, help_text="Type of the events it produces, e.g. com.acme.push.")
     event_source = forms.CharField(max_length=512, required=False)
+
+    def clean_event_source(self) -> str:
+        source: str = self.cleaned_data["event_source"]
+        problem = source_reserved_problem(source=source)
+        if problem:
+            raise forms.ValidationError(problem)
+        return source
 
 
 class MemberForm(forms.Form):

@@ -14,11 +14,15 @@ from django.core import checks  # noqa: E402
 
 from console.api.fastpath import bridge_asgi  # noqa: E402
 from console.routing import websocket_urlpatterns  # noqa: E402
+from k8x.bodylimit import daphne_body_limit_install  # noqa: E402
 
 # Daphne does not run Django's system checks; insecure settings must not serve.
 _errors = [m for m in checks.run_checks(include_deployment_checks=False) if m.is_serious()]
 if _errors:
     raise SystemExit("refusing to start:\n" + "\n".join(str(m) for m in _errors))
+
+# Daphne buffers whole bodies before the application sees them: cap them there.
+daphne_body_limit_install()
 
 application = ProtocolTypeRouter(
     {

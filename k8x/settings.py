@@ -82,6 +82,10 @@ K8X_VANISHED_GRACE_SECONDS = env.float("K8X_VANISHED_GRACE_SECONDS", default=10.
 K8X_MAX_EVENT_BYTES = env.int("K8X_MAX_EVENT_BYTES", default=1024 * 1024)
 K8X_MAX_BATCH_EVENTS = env.int("K8X_MAX_BATCH_EVENTS", default=100)
 K8X_MAX_BATCH_BYTES = env.int("K8X_MAX_BATCH_BYTES", default=4 * K8X_MAX_EVENT_BYTES)
+# Django buffers request bodies up to this; the same limit as the largest body
+# an endpoint accepts, so Django, the fast path and the server agree.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(K8X_MAX_BATCH_BYTES, K8X_MAX_EVENT_BYTES)
+K8X_MAX_JSON_DEPTH = env.int("K8X_MAX_JSON_DEPTH", default=100)
 K8X_RATE_LIMIT_PER_MINUTE = env.int("K8X_RATE_LIMIT_PER_MINUTE", default=6000)
 K8X_PRODUCE_TIMEOUT_SECONDS = env.float("K8X_PRODUCE_TIMEOUT_SECONDS", default=5.0)
 K8X_PRODUCE_LINGER_MS = env.float("K8X_PRODUCE_LINGER_MS", default=0)

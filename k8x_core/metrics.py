@@ -29,6 +29,9 @@ HUB_LAG = Gauge("k8x_hub_consumer_lag", "Consumer lag by partition", ["topic", "
 BRIDGE_EVENTS = Counter(
     "k8x_bridge_events", "Events accepted by the HTTP bridge, by endpoint", ["endpoint"], registry=REGISTRY
 )
+SCHEDULER_SKIPPED = Counter(
+    "k8x_scheduler_skipped", "Schedules skipped in a scheduler pass, by reason", ["reason"], registry=REGISTRY
+)
 LAUNCHES = Counter("k8x_launches", "Launch attempts by result", ["result"], registry=REGISTRY)
 LAUNCH_LATENCY = Histogram(
     "k8x_launch_latency_seconds",

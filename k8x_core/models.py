@@ -12,7 +12,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 
 from k8x_core.crypto import secret_decrypt, secret_encrypt
 
@@ -284,12 +285,17 @@ class Event(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         constraints = [
-            # Redelivery is recognised by source + id; duplicates and rejects
-            # are recorded beside the original, so they are outside the guard.
+            # Redelivery is recognised by project + source + id (one
+            # project's event never pre-empts another's); duplicates and
+            # rejects are recorded beside the original, outside the guard.
+            # COALESCE: events without a project share one key (NULLs would
+            # be distinct in a unique index), on PostgreSQL and SQLite alike.
             models.UniqueConstraint(
-                fields=["source", "ce_id"],
+                F("source"),
+                F("ce_id"),
+                Coalesce(F("project"), Value(0)),
                 condition=Q(outcome__in=[EventOutcome.MATCHED, EventOutcome.UNMATCHED]),
-                name="event_unique_source_id",
+                name="event_unique_project_source_id",
             ),
             models.CheckConstraint(condition=Q(outcome__in=EventOutcome.values), name="event_outcome_valid"),
             models.CheckConstraint(

@@ -45,7 +45,7 @@ from django.urls import reverse
 from django.utils.module_loading import import_string
 
 from console.api import views
-from k8x_core.events.ingest import Sender, sender_authenticate_cached
+from k8x_core.events.ingest import IngestRefused, Sender, sender_authenticate_cached
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,13 @@ def _cached_sender(scope: Scope) -> Sender | None:
     return sender_authenticate_cached(api_key=found.get(b"x-api-key"), authorization=found.get(b"authorization"))
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin1"))
+    return None
+
+
 def _replay(body: bytes, receive: Receive) -> Receive:
     """``receive`` for Django after the fast path has read the body."""
     sent = False
@@ -148,12 +155,23 @@ class BridgeFastPath:
         sender = _cached_sender(scope) if view else None
         if view is None or sender is None:
             return await self.app(scope, receive, send)
+        # The views' limit, enforced while reading: a body over it is never
+        # buffered whole (a declared length over it is not read at all).
+        limit = views.body_limit(content_type=_header(scope, b"content-type"))
+        declared = _header(scope, b"content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return await self._too_large(scope, send, views.body_too_large(limit=limit, size=int(declared)))
         chunks = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None  # the client left before sending its event: nothing to do
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return await self._too_large(scope, send, views.body_too_large(limit=limit))
+            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
@@ -165,7 +183,18 @@ class BridgeFastPath:
         await _send_response(response, send)
         return None
 
-    async def _respond(self, plan: _Plan, view: View, request: HttpRequest, sender: Sender) -> HttpResponse:
+    async def _too_large(self, scope: Scope, send: Send, refused: IngestRefused) -> None:
+        async def answer(_request: HttpRequest, _sender: Sender | None) -> HttpResponse:
+            return views.error_response(refused.status, refused.message, field=refused.field)
+
+        try:
+            request = ASGIRequest(scope, BytesIO(b""))
+        except Exception:  # malformed request line or headers: the bare answer
+            return await _send_response(await answer(HttpRequest(), None), send)
+        await _send_response(await self._respond(self.plan(), answer, request, None), send)
+        return None
+
+    async def _respond(self, plan: _Plan, view: View, request: HttpRequest, sender: Sender | None) -> HttpResponse:
         ran = 0
         response: HttpResponse | None = None
         for hook in plan.hooks:

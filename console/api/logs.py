@@ -19,9 +19,11 @@ from k8x_core.models import Run
 @require_GET
 def run_log(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     try:
-        allowed = _viewer_projects(request)
+        allowed, sender = _viewer_projects(request)
     except IngestRefused as exc:
         return _refused(exc)
+    if sender is not None and sender.kind == "run" and sender.run_id != run_id:
+        return error_response(404, f"no run {run_id} visible to you", field="id")
     runs = Run.objects.filter(pk=run_id)
     if allowed is not None:
         runs = runs.filter(service__project_id__in=allowed)

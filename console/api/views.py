@@ -15,7 +15,6 @@ to Django's sync thread in one hop.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -31,7 +30,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from console.api.openapi import openapi_document
-from k8x_core.events.ce import CloudEventInvalid, ce_from_http
+from k8x_core.events.ce import CONTENT_TYPE_BATCH, CloudEventInvalid, ce_from_http, ce_json_parse, ce_media_type
 from k8x_core.events.ingest import (
     Accepted,
     IngestRefused,
@@ -73,13 +72,13 @@ def _accepted(accepted: list[Accepted], *, batch: bool) -> JsonResponse:
 def _read_body(request: HttpRequest, *, limit: int) -> bytes:
     declared = request.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise IngestRefused(413, f"body is {declared} bytes, over the limit of {limit} bytes", field="body")
+        raise body_too_large(limit=limit, size=int(declared))
     try:
         body = request.body
     except RequestDataTooBig as exc:
-        raise IngestRefused(413, f"body is over the limit of {limit} bytes", field="body") from exc
+        raise body_too_large(limit=limit) from exc
     if len(body) > limit:
-        raise IngestRefused(413, f"body is {len(body)} bytes, over the limit of {limit} bytes", field="body")
+        raise body_too_large(limit=limit, size=len(body))
     return body
 
 
@@ -136,6 +135,18 @@ def _max_body(batch: bool = False) -> int:
     return int(settings.K8X_MAX_BATCH_BYTES) if batch else single
 
 
+def body_limit(*, content_type: str | None) -> int:
+    """The largest body an event endpoint reads (the batch limit for a batch,
+    else the event limit); the fast path and these views both use it."""
+    return _max_body(ce_media_type(content_type) == CONTENT_TYPE_BATCH)
+
+
+def body_too_large(*, limit: int, size: int | None = None) -> IngestRefused:
+    if size is None:
+        return IngestRefused(413, f"body is over the limit of {limit} bytes", field="body")
+    return IngestRefused(413, f"body is {size} bytes, over the limit of {limit} bytes", field="body")
+
+
 @csrf_exempt
 @require_POST
 async def events(request: HttpRequest) -> HttpResponse:
@@ -146,8 +157,7 @@ async def events(request: HttpRequest) -> HttpResponse:
 async def events_for(request: HttpRequest, known: Sender | None) -> HttpResponse:
     """``events`` for a sender already known (``console.api.fastpath``) or not (None)."""
     try:
-        is_batch = (request.content_type or "").lower() == "application/cloudevents-batch+json"
-        body = _read_body(request, limit=_max_body(is_batch))
+        body = _read_body(request, limit=body_limit(content_type=request.content_type))
         sender = known or await _sender(request)
         headers = {k: v for k, v in request.headers.items()}
         mode, parsed = ce_from_http(headers=headers, body=body)
@@ -174,10 +184,7 @@ async def events_simple_for(request: HttpRequest, known: Sender | None) -> HttpR
             raise IngestRefused(
                 415, f"Content-Type must be application/json, got {media or 'none'!r}", field="content-type"
             )
-        try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise IngestRefused(400, f"body is not valid JSON: {exc}", field="body") from exc
+        parsed = ce_json_parse(body)
         event = simple_event_build(body=parsed)
         accepted = await _accept([event], sender, "simple")
     except (IngestRefused, CloudEventInvalid) as exc:
@@ -206,19 +213,21 @@ async def webhook(request: HttpRequest, slug: str) -> HttpResponse:
 # --- status ----------------------------------------------------------------------
 
 
-def _viewer_projects(request: HttpRequest) -> list[int] | None:
-    """Project ids the caller may read (None: all). Raises IngestRefused(401)."""
+def _viewer_projects(request: HttpRequest) -> tuple[list[int] | None, Sender | None]:
+    """Project ids the caller may read (None: all), and the sender of a header
+    credential (a run token reads only its own run and correlation).
+    Raises IngestRefused(401)."""
     sender = sender_authenticate(
         api_key=request.headers.get("X-API-Key"), authorization=request.headers.get("Authorization")
     )
     if sender is not None:
-        return list(Project.objects.filter(slug=sender.project_slug).values_list("pk", flat=True))
+        return list(Project.objects.filter(slug=sender.project_slug).values_list("pk", flat=True)), sender
     user = request.user
     if not user.is_authenticated:
         raise IngestRefused(401, "authentication required: send X-API-Key or log in", field="X-API-Key")
     if getattr(user, "is_superuser", False):
-        return None
-    return list(projects_visible(user=user).values_list("pk", flat=True))
+        return None, None
+    return list(projects_visible(user=user).values_list("pk", flat=True)), None
 
 
 def _link(name: str, *args: Any) -> str | None:
@@ -287,9 +296,11 @@ def _flow_status(runs: list[Run]) -> str:
 def run_status(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """GET /api/runs/<id>."""
     try:
-        allowed = _viewer_projects(request)
+        allowed, sender = _viewer_projects(request)
     except IngestRefused as exc:
         return _refused(exc)
+    if sender is not None and sender.kind == "run" and sender.run_id != run_id:
+        return error_response(404, f"no run {run_id} visible to you", field="id")
     runs = Run.objects.select_related("service__project", "event").filter(pk=run_id)
     if allowed is not None:
         runs = runs.filter(service__project_id__in=allowed)
@@ -303,9 +314,11 @@ def run_status(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 def correlation_status(request: HttpRequest, correlation_id: str) -> HttpResponse:
     """GET /api/correlations/<cid>: every run and event of one flow."""
     try:
-        allowed = _viewer_projects(request)
+        allowed, sender = _viewer_projects(request)
     except IngestRefused as exc:
         return _refused(exc)
+    if sender is not None and sender.kind == "run" and sender.correlation_id != correlation_id:
+        return error_response(404, f"no correlation {correlation_id} visible to you", field="correlation_id")
     runs_qs = Run.objects.select_related("service__project", "event").filter(correlation_id=correlation_id)
     events_qs = Event.objects.select_related("project").filter(correlation_id=correlation_id)
     if allowed is not None:

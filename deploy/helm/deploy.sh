@@ -109,14 +109,13 @@ cmd_deploy() {
   kubectl label --overwrite namespace "$NS" \
     pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted \
     pod-security.kubernetes.io/audit=restricted >/dev/null
-  if ! grep -q K8X_HEALTH_PORT "$REPO/k8x/settings.py"; then
-    # This tree's processes do not serve the health port yet: no probes on it.
-    note "K8X_HEALTH_PORT is not implemented in this tree: installing with health.probes=false"
-    extra+=(--set health.probes=false)
-  fi
   step "helm upgrade --install $RELEASE -n $NS --wait"
   # shellcheck disable=SC2086  # K8X_HELM_ARGS splits on purpose
-  "$helm" upgrade --install "$RELEASE" "$CHART" -n "$NS" --create-namespace --wait --timeout 10m \
+  # --take-ownership: the ClusterRoles and the admission policy may already exist, applied by
+  # deploy/local/k8x-identity.sh for make up's K8X (they are kept on uninstall). The in-cluster
+  # K8X runs as a ServiceAccount of its own, so undeploy never touches make up's identity.
+  "$helm" upgrade --install "$RELEASE" "$CHART" -n "$NS" --create-namespace --wait --timeout 10m --take-ownership \
+    --set serviceAccount.name=k8x-incluster \
     --set "image.repository=${image%:*}" --set "image.tag=${image##*:}" \
     --set "redis.image.repository=${redis_image%:*}" --set "redis.image.tag=${redis_image##*:}" \
     "${extra[@]}" ${K8X_HELM_ARGS:-} | sed 's/^/    /'

@@ -62,8 +62,8 @@ fi
 # --- python --------------------------------------------------------------
 if ! cached python "$PYTHON_IMAGE"; then
   command -v debootstrap >/dev/null || die "debootstrap is not installed (run deploy/local/build.sh)"
-  mirror="$(sed -n 's/^URIs:[[:space:]]*\(\S*\/debian\)[[:space:]]*$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)"
-  mirror="${K8X_DEBIAN_MIRROR:-${mirror:-http://deb.debian.org/debian}}"
+  # The machine's own apt configuration names the mirror (never this repository).
+  mirror="${K8X_DEBIAN_MIRROR:-$("$IMAGES_SRC/debian-mirror.sh" bookworm)}" || die "no Debian mirror: set K8X_DEBIAN_MIRROR"
   log "building $PYTHON_IMAGE: debootstrap --variant=minbase bookworm + python3 from $mirror (a few minutes)"
   R="$WORK/python"
   debootstrap --variant=minbase --include=python3 bookworm "$R" "$mirror" > "$WORK/debootstrap.log" 2>&1 \

@@ -5,7 +5,7 @@
 #   K8X's RBAC rules), the admission policy that lets k8x-tenant be bound only
 #   in namespaces K8X manages (tenant-policy.yaml next to it), a
 #   ClusterRoleBinding of k8x to the ServiceAccount, the
-#   Role k8x-leases (leader election) in k8x-system, and a long-lived token
+#   Role k8x-local-leases (leader election) in k8x-system, and a long-lived token
 #   (a Secret of type kubernetes.io/service-account-token).
 # Writes $K8X_STATE_DIR/cluster/k8x.kubeconfig for that ServiceAccount and
 # prints its path last. K8X's processes and K8X code under test use it; only
@@ -74,7 +74,7 @@ subjects:
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata:
-  name: k8x-leases
+  name: k8x-local-leases
   namespace: $NS
   labels: {app.kubernetes.io/name: k8x}
 rules:
@@ -85,10 +85,10 @@ rules:
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
 metadata:
-  name: k8x-leases
+  name: k8x-local-leases
   namespace: $NS
   labels: {app.kubernetes.io/name: k8x}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: k8x-leases}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: k8x-local-leases}
 subjects:
   - {kind: ServiceAccount, name: $SA, namespace: $NS}
 YAML

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from croniter import croniter
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
@@ -39,6 +38,7 @@ from jsonschema import Draft202012Validator, SchemaError, ValidationError
 from k8x_core import kube
 from k8x_core.audit import ACTOR_APPLY, actor_of_git, audit_record
 from k8x_core.catalog.services import service_set_active
+from k8x_core.events.scheduler import schedule_validate
 from k8x_core.models import (
     DNS_LABEL_REGEX,
     ENV_NAME_REGEX,
@@ -51,6 +51,7 @@ from k8x_core.models import (
     SyncRecord,
     Trigger,
 )
+from k8x_core.yamlsafe import yaml_documents
 
 MAX_FILE_BYTES = 1024 * 1024
 MANIFEST = "manifest.json"
@@ -239,8 +240,9 @@ def manifest_validate(*, data: Any, rel: str) -> list[SpecError]:
         fld, message = _manifest_error_message(err)
         errors.append(SpecError(rel, fld, message))
     schedule = data.get("schedule")
-    if isinstance(schedule, str) and schedule.strip() and not croniter.is_valid(schedule.strip()):
-        errors.append(SpecError(rel, "schedule", f"{schedule!r} is not a valid cron expression"))
+    problem = schedule_validate(expression=schedule) if isinstance(schedule, str) and schedule.strip() else None
+    if problem:
+        errors.append(SpecError(rel, "schedule", problem))
     return errors
 
 
@@ -378,7 +380,7 @@ def servicedir_read(*, directory: Path, rel: str) -> tuple[ServiceSpec | None, d
         text = _read_text(directory / DEPLOYMENT, deployment_rel, errors)
     if text is not None:
         try:
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+            docs = [d for d in yaml_documents(text=text, name=deployment_rel) if d is not None]
         except yaml.YAMLError as exc:
             errors.append(SpecError(deployment_rel, "", f"invalid YAML: {exc}"))
         else:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import json
 import re
 import uuid
@@ -65,6 +66,9 @@ CONTENT_TYPE_JSON = "application/json"
 EXTENSION_NAME_RE = re.compile(r"^[a-z0-9]{1,20}$")
 RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 JSON_MEDIA_RE = re.compile(r"^(application|text)/([a-z0-9!#$&^_.+-]+\+)?json$")
+# Text data (XML, plain text, CSV...) stays text: services get it as a string
+# (``K8X_PARAMS`` is then a JSON string), never as base64 or ``{}``.
+TEXT_MEDIA_RE = re.compile(r"^(text/[a-z0-9!#$&^_.+-]+|application/xml|application/[a-z0-9!#$&^_.+-]+\+xml)$")
 
 KAFKA_CE_PREFIX = "ce_"
 HTTP_CE_PREFIX = "ce-"
@@ -95,6 +99,38 @@ class CloudEventTooLarge(CloudEventInvalid):
 
 
 # --- attributes ---------------------------------------------------------------
+
+
+def ce_json_parse(body: bytes | str, *, what: str = "body", field: str = "body") -> Any:
+    """JSON from a client: every way it can be wrong is a CloudEventInvalid
+    (400) naming ``what`` and the problem, never a server error. Nesting is
+    bounded (K8X_MAX_JSON_DEPTH), so code that walks the value recursively
+    later (serialising, matching) cannot run out of stack."""
+    try:
+        value = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise CloudEventInvalid(f"{what} is not valid UTF-8 (byte {exc.start}: {exc.reason})", field=field) from None
+    except RecursionError:
+        raise CloudEventInvalid(f"{what} is JSON nested too deeply", field=field) from None
+    except ValueError as exc:
+        raise CloudEventInvalid(f"{what} is not valid JSON: {exc}", field=field) from None
+    limit = int(settings.K8X_MAX_JSON_DEPTH)
+    if _json_deeper_than(value, limit):
+        raise CloudEventInvalid(f"{what} is JSON nested deeper than {limit} levels", field=field)
+    return value
+
+
+def _json_deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` (iterative: no recursion
+    for a hostile document; later code that recurses stays within the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def ce_media_type(content_type: str | None) -> str:
@@ -217,7 +253,12 @@ def ce_data_bytes(event: Mapping[str, Any]) -> bytes:
         return b""
     data = event["data"]
     if isinstance(data, str) and not ce_is_json_media(event.get("datacontenttype", CONTENT_TYPE_JSON)):
-        return data.encode()
+        # The same charset the receiving side decodes with (UTF-8 unless named).
+        try:
+            charset = _charset(str(event.get("datacontenttype", "")))
+        except CloudEventInvalid:
+            charset = "utf-8"
+        return data.encode(charset, errors="replace")
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -340,29 +381,46 @@ def _data_from_body(body: bytes, content_type: str | None) -> dict[str, Any]:
     media = ce_media_type(content_type)
     if content_type is None or ce_is_json_media(media):
         try:
-            return {"data": json.loads(body)}
-        except (ValueError, UnicodeDecodeError) as exc:
+            return {"data": ce_json_parse(body, what=f"data ({content_type or 'no content type'})", field="data")}
+        except CloudEventInvalid:
             if content_type is None:
                 # No content type: opaque data. Keep text as text.
                 try:
                     return {"data": body.decode()}
                 except UnicodeDecodeError:
                     return {"data_base64": base64.b64encode(body).decode()}
-            raise CloudEventInvalid(f"data is not valid JSON ({content_type}): {exc}", field="data") from exc
-    if media.startswith("text/"):
-        try:
-            return {"data": body.decode()}
-        except UnicodeDecodeError as exc:
-            raise CloudEventInvalid(f"data is not valid UTF-8 text ({content_type})", field="data") from exc
+            raise
+    if TEXT_MEDIA_RE.match(media):
+        return {"data": _text_decode(body, content_type or "")}
     return {"data_base64": base64.b64encode(body).decode()}
 
 
-def _structured_from_json(body: bytes) -> dict[str, Any]:
+def _charset(content_type: str) -> str:
+    """The charset a content type names (UTF-8 by default); refuses unknown ones."""
+    charset = "utf-8"
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"')
     try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CloudEventInvalid(f"body is not valid JSON: {exc}", field="body") from exc
-    return ce_normalize(parsed)
+        codecs.lookup(charset)
+    except LookupError:
+        raise CloudEventInvalid(f"unknown charset {charset!r} in content type {content_type!r}", field="data") from None
+    return charset
+
+
+def _text_decode(body: bytes, content_type: str) -> str:
+    charset = _charset(content_type)
+    try:
+        return body.decode(charset)
+    except UnicodeDecodeError as exc:
+        raise CloudEventInvalid(
+            f"data is not valid {charset} text ({content_type}): byte {exc.start}", field="data"
+        ) from exc
+
+
+def _structured_from_json(body: bytes) -> dict[str, Any]:
+    return ce_normalize(ce_json_parse(body))
 
 
 def ce_from_kafka(
@@ -433,10 +491,7 @@ def ce_from_http(
     media = ce_media_type(content_type)
     ce_headers = {k[len(HTTP_CE_PREFIX) :]: v for k, v in lower.items() if k.startswith(HTTP_CE_PREFIX)}
     if media == CONTENT_TYPE_BATCH:
-        try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CloudEventInvalid(f"body is not valid JSON: {exc}", field="body") from exc
+        parsed = ce_json_parse(body)
         if not isinstance(parsed, list):
             raise CloudEventInvalid("a batch must be a JSON array of events", field="body")
         if not parsed:

@@ -42,11 +42,12 @@ from k8x_core.events.ce import (
     ce_scope,
     ce_size,
 )
+from k8x_core.events.reserved import TRUSTED_SENDER_KINDS, source_reserved_problem
 from k8x_core.events.tokens import RunTokenClaims, run_token_verify
 from k8x_core.kafka import KafkaMessageRejected, KafkaUnavailable, kafka_produce_events
 from k8x_core.kafka.producer import kafka_produce_events_async
 from k8x_core.metrics import BRIDGE_EVENTS, redis_client
-from k8x_core.models import Membership, Project
+from k8x_core.models import TERMINAL_STATUSES, Membership, Project, Run
 from k8x_core.projects import project_role
 
 logger = logging.getLogger(__name__)
@@ -126,8 +127,14 @@ def sender_from_run_token(*, token: str) -> Sender:
     claims: RunTokenClaims | None = run_token_verify(token=token)
     if claims is None:
         raise IngestRefused(401, "run token invalid or expired", field="Authorization")
-    if not Project.objects.filter(slug=claims.project_slug).exists():
-        raise IngestRefused(401, "run token's project no longer exists", field="Authorization")
+    # One primary-key query per request (the run and its project's slug), no
+    # cache: a token stops working the moment its run ends, and a hostile
+    # container cannot keep sending for its project after its run.
+    found = Run.objects.filter(pk=claims.run_id).values_list("status", "service__project__slug").first()
+    if found is None or found[1] != claims.project_slug:
+        raise IngestRefused(401, "run token's run no longer exists", field="Authorization")
+    if found[0] in TERMINAL_STATUSES:
+        raise IngestRefused(401, f"run token's run has ended ({found[0]})", field="Authorization")
     return Sender(
         kind="run",
         project_slug=claims.project_slug,
@@ -289,6 +296,9 @@ def events_prepare(*, events: Sequence[Mapping[str, Any]], sender: Sender) -> li
     prepared = []
     limit = settings.K8X_MAX_EVENT_BYTES
     for index, event in enumerate(events):
+        reserved = None if sender.kind in TRUSTED_SENDER_KINDS else source_reserved_problem(source=event.get("source"))
+        if reserved:
+            raise IngestRefused(400, f"event [{index}]: {reserved}" if len(events) > 1 else reserved, field="source")
         scoped = ce_scope(event, project_slug=sender.project_slug, correlation_id=sender.correlation_id)
         size = ce_size(scoped)
         if size > limit:

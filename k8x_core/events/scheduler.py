@@ -25,12 +25,13 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from croniter import croniter
-from django.db import IntegrityError, transaction
+from croniter import CroniterError, croniter
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from k8x_core.events.ce import EXT_PROJECT, EXT_SERVICE, ce_new, ce_new_correlation_id, ce_time_format
 from k8x_core.kafka import KafkaError, kafka_produce_events
+from k8x_core.metrics import SCHEDULER_SKIPPED
 from k8x_core.models import ScheduleTick, Service
 
 logger = logging.getLogger(__name__)
@@ -41,12 +42,35 @@ STALE_TICK_SECONDS = 30
 SKIPPED = "skipped"
 
 
-def schedule_validate(*, expression: str) -> str | None:
-    """None if ``expression`` is a valid cron expression, else why not."""
-    if not expression.strip():
+# Bounds on what a project may write: the search for a fire time never looks
+# further than this (leap days are at most 8 years apart, 2096 -> 2104), and
+# an expression is short, so parsing and searching stay in milliseconds.
+SCHEDULE_MAX_YEARS = 10
+SCHEDULE_MAX_CHARS = 120
+SCHEDULE_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def schedule_validate(*, expression: str, now: datetime | None = None) -> str | None:
+    """None if ``expression`` is a cron expression that fires, else why not.
+
+    The one check of a schedule (console form, service directories, the
+    scheduler itself): five fields (or a macro such as ``@daily``), and both
+    a next and a previous fire time within SCHEDULE_MAX_YEARS of ``now``, so
+    ``0 0 31 2 *`` (February 31st) is refused at save instead of failing
+    every scheduler pass."""
+    text = expression.strip()
+    if not text:
         return "empty cron expression"
-    if not croniter.is_valid(expression):
-        return f"invalid cron expression {expression!r} (five fields: minute hour day month weekday)"
+    if len(text) > SCHEDULE_MAX_CHARS:
+        return f"cron expression longer than {SCHEDULE_MAX_CHARS} characters"
+    if not (text.lower() in SCHEDULE_MACROS or len(text.split()) == 5) or not croniter.is_valid(text):
+        return f"{text!r} is not a valid cron expression (five fields: minute hour day month weekday)"
+    start = now or timezone.now()
+    try:
+        croniter(text, start, max_years_between_matches=SCHEDULE_MAX_YEARS).get_next(datetime)
+        croniter(text, start, max_years_between_matches=SCHEDULE_MAX_YEARS).get_prev(datetime)
+    except (CroniterError, ValueError, OverflowError):
+        return f"cron expression {text!r} never fires (no fire time within {SCHEDULE_MAX_YEARS} years)"
     return None
 
 
@@ -54,7 +78,8 @@ def schedule_latest_due(*, expression: str, now: datetime) -> datetime:
     """The latest due time at or before ``now`` (UTC)."""
     # croniter's get_prev is strictly before its start; a microsecond later
     # makes "exactly now" count as due.
-    return croniter(expression, now + timedelta(microseconds=1)).get_prev(datetime)
+    start = now + timedelta(microseconds=1)
+    return croniter(expression.strip(), start, max_years_between_matches=SCHEDULE_MAX_YEARS).get_prev(datetime)
 
 
 def schedule_event(*, service: Service, due_at: datetime, now: datetime | None = None) -> dict[str, Any]:
@@ -94,21 +119,35 @@ def schedule_process_one(*, now: datetime | None = None) -> int:
     emitted = 0
     services = Service.objects.select_related("project").filter(active=True).exclude(schedule="")
     for service in services:
-        problem = schedule_validate(expression=service.schedule)
-        if problem:
-            logger.warning("service %s: %s", service, problem)
-            continue
-        due = schedule_latest_due(expression=service.schedule, now=now)
-        if due < service.created_at:
-            continue
+        # One service's schedule (written by a project, possibly straight into
+        # the database) never stops the others: any failure is logged, counted
+        # and skipped, and the pass goes on.
         try:
-            with transaction.atomic():
-                tick = ScheduleTick.objects.create(service=service, due_at=due)
-        except IntegrityError:
-            continue  # another scheduler (or an earlier pass) has it
-        emitted += _emit(tick=tick, service=service, now=now)
+            emitted += _schedule_service(service=service, now=now)
+        except DatabaseError:
+            raise  # the database is away: the command's loop backs off
+        except Exception:
+            SCHEDULER_SKIPPED.labels(reason="error").inc()
+            logger.exception("service %s: schedule %r skipped", service, service.schedule)
     emitted += schedule_retry_stale(now=now)
     return emitted
+
+
+def _schedule_service(*, service: Service, now: datetime) -> int:
+    problem = schedule_validate(expression=service.schedule, now=now)
+    if problem:
+        SCHEDULER_SKIPPED.labels(reason="invalid").inc()
+        logger.warning("service %s: %s", service, problem)
+        return 0
+    due = schedule_latest_due(expression=service.schedule, now=now)
+    if due < service.created_at:
+        return 0
+    try:
+        with transaction.atomic():
+            tick = ScheduleTick.objects.create(service=service, due_at=due)
+    except IntegrityError:
+        return 0  # another scheduler (or an earlier pass) has it
+    return int(_emit(tick=tick, service=service, now=now))
 
 
 def schedule_retry_stale(*, now: datetime) -> int:

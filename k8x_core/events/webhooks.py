@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import shlex
@@ -24,11 +23,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from k8x_core.audit import Actor, audit_fields, audit_record
-from k8x_core.events.ce import CloudEventInvalid, ce_media_type, ce_new
+from k8x_core.events.ce import CloudEventInvalid, ce_json_parse, ce_media_type, ce_new
 from k8x_core.events.ingest import IngestRefused, Sender
+from k8x_core.events.reserved import source_reserved_problem
 from k8x_core.models import Project, Webhook
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -48,6 +49,9 @@ def webhook_create(
     actor: Actor | AbstractBaseUser | None = None,
 ) -> tuple[Webhook, str]:
     """Create a webhook; returns it and its secret (generated when empty)."""
+    reserved = source_reserved_problem(source=event_source)
+    if reserved:
+        raise ValidationError({"event_source": reserved})
     secret = secret or secrets.token_urlsafe(32)
     webhook = Webhook(project=project, slug=slug, name=name, event_type=event_type, event_source=event_source)
     webhook.set_secret(secret)
@@ -130,9 +134,9 @@ def webhook_event_build(*, webhook: Webhook, body: bytes, headers: Mapping[str, 
     elif media and media != "application/json" and not media.endswith("+json"):
         raise IngestRefused(415, f"unsupported content type {media!r}: webhooks take JSON", field="content-type")
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IngestRefused(400, f"body is not valid JSON: {exc}", field="body") from exc
+        data = ce_json_parse(text)
+    except CloudEventInvalid as exc:
+        raise IngestRefused(400, exc.message, field=exc.field) from None
     github_event = lower.get(GITHUB_EVENT_HEADER.lower(), "").strip()
     event_type = _github_type(github_event) if github_event else webhook.event_type
     delivery = lower.get(GITHUB_DELIVERY_HEADER.lower(), "").strip()

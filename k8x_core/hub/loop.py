@@ -4,14 +4,16 @@ One consumed batch is one database transaction:
 
 1. decode every message (``k8x_core.events.ce``) and match it against the in-memory
    ``TriggerIndex`` (no query per event);
-2. one query finds which (source, id) pairs are already recorded;
+2. one query finds which (project, source, id) keys are already recorded;
 3. in one transaction: bulk insert the Event rows (``matched``, ``unmatched``,
    ``duplicate``, ``rejected``) and one ``queued`` Run per matched service,
    and register the launch enqueue for after the commit;
 4. dead-letter the rejects, then commit the Kafka offsets.
 
 Exactly one run per (event, service): the partial unique index on
-(source, ce_id) for matched/unmatched events is the guard. A concurrent hub
+(source, ce_id, project) for matched/unmatched events is the guard (per
+project: one project's event never makes another's a duplicate; events
+without a project share one key space, NULL counted as equal). A concurrent hub
 inserting the same event makes our insert fail (after theirs commits); the
 batch is then rolled back and recorded again, and the second pass sees those
 events as duplicates.
@@ -51,6 +53,7 @@ from k8x_core.events.ce import (
     ce_new_correlation_id,
     ce_time_parse,
 )
+from k8x_core.events.reserved import source_reserved_problem
 from k8x_core.hub.matching import TriggerIndex, trigger_index_load, trigger_index_stamp
 from k8x_core.kafka.consumer import DeadLetterProducer, DeadLetterUnavailable, HubConsumer, HubMessage
 from k8x_core.metrics import HUB_BATCH_SECONDS, HUB_EVENTS, HUB_LAG, HUB_RUNS_QUEUED
@@ -82,6 +85,10 @@ class EventRejected(ValueError):
     pass
 
 
+# (project id or None, source, id): what makes an event a redelivery.
+EventKey = tuple[int | None, str, str]
+
+
 @dataclass(slots=True)
 class Decoded:
     message: HubMessage
@@ -93,8 +100,10 @@ class Decoded:
     payload_json: str
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.event["source"], self.event["id"])
+    def key(self) -> EventKey:
+        # Per project: another project's event with the same source and id is
+        # not a redelivery of this one (and must not pre-empt it).
+        return (self.project_id, self.event["source"], self.event["id"])
 
 
 @dataclass(slots=True)
@@ -163,6 +172,11 @@ def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejecte
         if len(correlation) > _CORRELATION_MAX:
             raise EventRejected(f"extension '{EXT_CORRELATION_ID}' is longer than {_CORRELATION_MAX} characters")
         project_id = _project_id(event[EXT_PROJECT], index=index) if event.get(EXT_PROJECT) else None
+        if project_id is None and source_reserved_problem(source=event.get("source")):
+            # Only K8X's producers use k8x/ sources, and they always scope them.
+            raise EventRejected(
+                f"{source_reserved_problem(source=event.get('source'))}; accepted only with extension '{EXT_PROJECT}'"
+            )
         when = ce_time_parse(event["time"]) if "time" in event else None
     except (EventRejected, CloudEventInvalid) as exc:
         return Rejected(message, str(exc), event)
@@ -374,10 +388,10 @@ def _orm_insert(model: type[Model], rows: list[Row]) -> list[Any]:
     return [o.pk for o in objs]
 
 
-def _existing(keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
-    """Already-recorded originals: (source, id) -> (pk, correlation id). The
-    two IN lists are index conditions on the (source, ce_id) unique index;
-    the exact pairs are picked out here."""
+def _existing(keys: set[EventKey]) -> dict[EventKey, tuple[int, str]]:
+    """Already-recorded originals: (project, source, id) -> (pk, correlation
+    id). The two IN lists are index conditions on the leading (source, ce_id)
+    columns of the unique index; the exact keys are picked out here."""
     if not keys:
         return {}
     if connection.vendor == "postgresql":
@@ -385,26 +399,26 @@ def _existing(keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, st
         # value: the ORM spends ~10 us per event compiling those.
         table = connection.ops.quote_name(Event._meta.db_table)
         sql = (
-            f"SELECT id, source, ce_id, correlation_id FROM {table} "  # noqa: S608 (table name only)
+            f"SELECT id, project_id, source, ce_id, correlation_id FROM {table} "  # noqa: S608 (table name only)
             "WHERE source = ANY(%s) AND ce_id = ANY(%s) AND outcome IN (%s, %s)"
         )
         with connection.cursor() as cursor:
             cursor.execute(
                 sql,
                 [
-                    list({s for s, _ in keys}),
-                    list({i for _, i in keys}),
+                    list({s for _, s, _ in keys}),
+                    list({i for _, _, i in keys}),
                     EventOutcome.MATCHED.value,
                     EventOutcome.UNMATCHED.value,
                 ],
             )
-            return {(s, i): (pk, cid) for pk, s, i, cid in cursor.fetchall() if (s, i) in keys}
+            return {(p, s, i): (pk, cid) for pk, p, s, i, cid in cursor.fetchall() if (p, s, i) in keys}
     rows = Event.objects.filter(
-        source__in={s for s, _ in keys},
-        ce_id__in={i for _, i in keys},
+        source__in={s for _, s, _ in keys},
+        ce_id__in={i for _, _, i in keys},
         outcome__in=(EventOutcome.MATCHED, EventOutcome.UNMATCHED),
-    ).values_list("id", "source", "ce_id", "correlation_id")
-    return {(s, i): (pk, cid) for pk, s, i, cid in rows if (s, i) in keys}
+    ).values_list("id", "project_id", "source", "ce_id", "correlation_id")
+    return {(p, s, i): (pk, cid) for pk, p, s, i, cid in rows if (p, s, i) in keys}
 
 
 def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerIndex) -> BatchResult:
@@ -412,7 +426,7 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
     existing = _existing({d.key for d in decoded})
     firsts: list[Decoded] = []
     dups: list[Decoded] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[EventKey] = set()
     for d in decoded:
         if d.key in existing or d.key in seen:
             dups.append(d)
@@ -449,7 +463,7 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
             else:
                 for row, pk in zip(new_rows, _orm_insert(Event, new_rows), strict=True):
                     row["id"] = pk
-            originals = {(r["source"], r["ce_id"]): (r["id"], r["correlation_id"]) for r in new_rows}
+            originals = {(r["project_id"], r["source"], r["ce_id"]): (r["id"], r["correlation_id"]) for r in new_rows}
             later_rows: list[Row] = []
             for d in dups:
                 original_pk, original_cid = existing.get(d.key) or originals[d.key]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('k8x_core', '0003_run_event_cascade'),
+        ('k8x_core', '0004_event_dedup_per_project'),
     ]
 
     operations = [

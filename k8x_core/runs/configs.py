@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from k8x_core.audit import Actor, audit_record
+from k8x_core.crypto import SecretDecryptionError
 from k8x_core.models import Config, Project, Scope, ScopedEntry, Secret, Service
 
 T = TypeVar("T", bound=ScopedEntry)
@@ -45,10 +46,29 @@ def secret_keys_resolve(*, service: Service) -> list[str]:
     return sorted(_merge(entries))
 
 
+class SecretUndecryptable(Exception):
+    """A secret no key in K8X_SECRETS_KEY decrypts (names the key, never a value)."""
+
+    def __init__(self, *, key: str, scope: str) -> None:
+        super().__init__(
+            f"secret {key!r} ({scope} scope) cannot be decrypted with any key in K8X_SECRETS_KEY; "
+            "set it again, or restore the key it was encrypted with"
+        )
+        self.key = key
+
+
 def secrets_resolve(*, service: Service) -> dict[str, str]:
-    """Plain secret values, for the Kubernetes Secret sync only."""
+    """Plain secret values, for the Kubernetes Secret sync only.
+
+    Raises SecretUndecryptable for the first value no configured key decrypts."""
     entries = Secret.objects.filter(_scoped_filter(service=service))
-    return {key: entry.reveal() for key, entry in sorted(_merge(entries).items())}
+    values: dict[str, str] = {}
+    for key, entry in sorted(_merge(entries).items()):
+        try:
+            values[key] = entry.reveal()
+        except SecretDecryptionError:
+            raise SecretUndecryptable(key=key, scope=str(entry.scope)) from None
+    return values
 
 
 def _scope_of(project: Project | None, service: Service | None) -> tuple[Scope, Project | None]:

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from k8x_core.models import Event, Run, Service, run_job_name
+from k8x_core.yamlsafe import yaml_document
 
 EVENT_INLINE_LIMIT = 64 * 1024
 EVENT_MOUNT_DIR = "/var/run/k8x"
@@ -97,7 +98,7 @@ def json_compact(value: Any) -> str:
 def template_parse(text: str) -> dict[str, Any]:
     """A service's ``deployment.yaml`` as a batch/v1 Job dict."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml_document(text=text, name="job template")
     except yaml.YAMLError as exc:
         raise JobSpecInvalid(f"job template is not valid YAML: {exc}") from None
     if not isinstance(doc, dict):

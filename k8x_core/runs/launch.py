@@ -45,7 +45,7 @@ from k8x_core.events.tokens import run_token_issue
 from k8x_core.metrics import LAUNCH_LATENCY
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import jobspec
-from k8x_core.runs.configs import configs_resolve, secrets_resolve
+from k8x_core.runs.configs import SecretUndecryptable, configs_resolve, secrets_resolve
 from k8x_core.runs.live import live_publish_status
 from k8x_core.runs.logs import run_log_store_final
 from k8x_core.runs.queue import run_enqueue
@@ -239,7 +239,12 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         ttl_seconds=settings.K8X_RUN_TOKEN_TTL_SECONDS,
     )
     # One query for the secrets serves both the Job's references and the sync.
-    secret_values = secrets_resolve(service=service)
+    try:
+        secret_values = secrets_resolve(service=service)
+    except SecretUndecryptable as exc:
+        # Final, not retried: no launch attempt can decrypt it (the queue moves on).
+        _fail(run, reason="SecretUndecryptable", message=str(exc))
+        return LaunchResult.FAILED
     try:
         build = jobspec.job_build(
             run=run,

@@ -140,9 +140,14 @@ def test_service_scoped_entry_takes_the_services_project(service: Service) -> No
     assert config.project_id == service.project_id
 
 
-def test_event_source_and_id_unique_for_accepted_events() -> None:
+def test_event_source_and_id_unique_for_accepted_events(project: Project) -> None:
     first = event(ce_id="e-1", source="s")
-    assert "event_unique_source_id" in refused(event, ce_id="e-1", source="s", outcome=EventOutcome.UNMATCHED)
+    # No project on either: NULL is one key, not distinct.
+    assert "event_unique_project_source_id" in refused(event, ce_id="e-1", source="s", outcome=EventOutcome.UNMATCHED)
+    # Per project: the same source and id in a project is another event, once.
+    mine = event(ce_id="e-1", source="s", project=project)
+    assert mine.pk != first.pk
+    assert "event_unique_project_source_id" in refused(event, ce_id="e-1", source="s", project=project)
     # Redelivery is recorded beside the original, as a duplicate.
     dup = event(ce_id="e-1", source="s", outcome=EventOutcome.DUPLICATE, duplicate_of=first)
     assert dup.duplicate_of_id == first.pk

@@ -62,6 +62,11 @@ class SchedulerPasses:
             # The database is away: wait and try again, never crash.
             logger.exception("scheduler pass failed; retrying")
             self.backoff = min(self.backoff * 2, 30.0)
+        except Exception:
+            # Whatever a project wrote (schedules are isolated per service in
+            # the pass; this is the last line): log, back off, go on.
+            logger.exception("scheduler pass failed; retrying")
+            self.backoff = min(self.backoff * 2, 30.0)
         # Like a request boundary: drop connections that broke or aged out.
         close_old_connections()
         # The wait ends early when the process stops or the lease is lost.

@@ -9,10 +9,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from k8x_core.audit import Actor
-from k8x_core.crypto import secret_rotate
+from k8x_core.keyrotation import RotationFailed, encrypted_fields_rotate
 from k8x_core.models import Project, Secret, Service
 from k8x_core.runs.configs import secret_set
 
@@ -28,7 +27,10 @@ class Command(BaseCommand):
         set_parser.add_argument("--service", help="service name within --project")
         list_parser = sub.add_parser("list", help="list secret keys (never values)")
         list_parser.add_argument("--project")
-        sub.add_parser("rotate", help="re-encrypt every secret with the first key of K8X_SECRETS_KEY")
+        sub.add_parser(
+            "rotate",
+            help="re-encrypt every encrypted value (secrets, webhook secrets, git credentials) with the first key",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -89,10 +91,10 @@ class Command(BaseCommand):
                 where += f"/{s.service.name}"
             self.stdout.write(f"{s.key}\t{where}\tupdated {s.updated_at:%Y-%m-%d %H:%M}")
 
-    @transaction.atomic
     def _rotate(self) -> None:
-        count = 0
-        for secret in Secret.objects.select_for_update():
-            Secret.objects.filter(pk=secret.pk).update(ciphertext=secret_rotate(ciphertext=secret.ciphertext))
-            count += 1
-        self.stdout.write(f"re-encrypted {count} secret(s) with the current key")
+        try:
+            result = encrypted_fields_rotate()
+        except RotationFailed as exc:
+            raise CommandError(str(exc)) from exc
+        detail = ", ".join(f"{label}: {n}" for label, n in result.counts.items())
+        self.stdout.write(f"re-encrypted {result.total} value(s) with the current key ({detail})")

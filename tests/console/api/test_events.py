@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from k8x_core.events.apikeys import apikey_create, apikey_revoke
 from k8x_core.events.tokens import run_token_issue
 from k8x_core.events.webhooks import webhook_create
-from k8x_core.models import ApiKey, Membership
+from k8x_core.models import ApiKey, Membership, Run, RunStatus, Service, TriggerKind
 from tests.kafka_support import topic_count, topic_read
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db]
@@ -152,7 +152,11 @@ def test_webhook_without_github_header_uses_configured_type(client, topic, proje
 
 
 def test_run_token_scopes_to_run_project_and_carries_correlation(client, topic, project):
-    token = run_token_issue(run_id=uuid.uuid4(), project_slug=project.slug, correlation_id="flow-run", ttl_seconds=60)
+    service = Service.objects.create(project=project, name="runner", image="busybox")
+    run = Run.objects.create(
+        service=service, trigger_kind=TriggerKind.MANUAL, correlation_id="flow-run", status=RunStatus.RUNNING
+    )
+    token = run_token_issue(run_id=run.id, project_slug=project.slug, correlation_id="flow-run", ttl_seconds=60)
     resp = client.post(
         "/api/events/simple",
         data={"event_type": "com.acme.next", "event_source": "run", "payload": None},

@@ -84,7 +84,7 @@ def test_existing_secret_replaces_the_generated_one(helm: Runner) -> None:
 
 @pytest.mark.cluster
 def test_rendered_chart_passes_the_api_servers_dry_run(helm: Runner, kube_cluster: KubeCluster) -> None:
-    kubectl = kubectl_runner(kube_cluster.kubeconfig)
+    kubectl = kubectl_runner(kube_cluster.admin_kubeconfig)
     ns = f"k8x-helmtest-{uuid.uuid4().hex[:6]}"
     out = kubectl("create", "namespace", ns)
     assert out.returncode == 0, out.stderr

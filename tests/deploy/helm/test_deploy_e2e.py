@@ -72,10 +72,10 @@ def poll(what: str, fn: Any, timeout: float = 120) -> Any:
 
 
 def test_make_deploy_runs_an_event_and_undeploys(kube_cluster: KubeCluster, helm: Runner) -> None:
-    kubectl = kubectl_runner(kube_cluster.kubeconfig)
+    kubectl = kubectl_runner(kube_cluster.admin_kubeconfig)
     project = f"e2e-{uuid.uuid4().hex[:6]}"
     t0 = time.monotonic()
-    out = deploy_sh("deploy", kube_cluster.kubeconfig)
+    out = deploy_sh("deploy", kube_cluster.admin_kubeconfig)
     deploy_seconds = time.monotonic() - t0
     console = re.search(r"console:\s+(http://\S+)", out)
     assert console, out
@@ -131,10 +131,10 @@ def test_make_deploy_runs_an_event_and_undeploys(kube_cluster: KubeCluster, helm
 
         poll("the follow-up event in the correlation", follow_up, timeout=60)
     finally:
-        deploy_sh("undeploy", kube_cluster.kubeconfig)
+        deploy_sh("undeploy", kube_cluster.admin_kubeconfig)
         # The run's namespace (chart default projectNamespacePrefix k8x-ic).
         kubectl("delete", "namespace", f"k8x-ic-{project}", "--ignore-not-found", "--wait=false")
-    status = helm("status", "k8x", "-n", NS, "--kubeconfig", kube_cluster.kubeconfig)
+    status = helm("status", "k8x", "-n", NS, "--kubeconfig", kube_cluster.admin_kubeconfig)
     assert status.returncode != 0 and "not found" in status.stderr
     pods = kubectl("-n", NS, "get", "pods", "-l", "app.kubernetes.io/instance=k8x", "-o", "json")
     assert pods.returncode == 0 and json.loads(pods.stdout)["items"] == [], pods.stdout
