@@ -38,11 +38,11 @@ from k8x_core.models import DNS_LABEL_REGEX, GitRepository, Project, SyncRecord
 
 log = logging.getLogger(__name__)
 
-# scp-like SSH address: user@host:path (no scheme); git treats it as ssh.
 # Who changes a repository: a user, an Actor, or None (K8X itself).
 AuditActor = Actor | AbstractBaseUser | None
 # Written by every sync; not a change anyone made to the repository's settings.
 _REPO_STATUS_FIELDS = ("last_synced_at", "last_commit")
+# scp-like SSH address: user@host:path (no scheme); git treats it as ssh.
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._~-]+@[A-Za-z0-9.-]+:(?!//)[^\s]+$")
 _URL = re.compile(r"^(?P<scheme>ssh|git|https?)://[^\s/@]+(@[^\s/]+)?(/[^\s]*)?$")
 _ALLOWED_PROTOCOLS = "git:ssh:http:https"
@@ -154,24 +154,34 @@ def _repo_audit(*, repo: GitRepository, action: str, before: dict[str, Any] | No
     )
 
 
-def repo_key_regenerate(*, repo: GitRepository, actor: AuditActor = None) -> str:
-    """Give the repository a new deploy key pair; returns the public key to add to the git host."""
-    comment = f"k8x-deploy-{repo.project.slug}-{repo.name}"
-    public, private = deploy_key_generate(comment=comment)
-    before = audit_fields(repo, exclude=_REPO_STATUS_FIELDS)
+def _deploy_key_put(repo: GitRepository) -> str:
+    """A new deploy key pair on ``repo`` (not saved); returns the public key."""
+    public, private = deploy_key_generate(comment=f"k8x-deploy-{repo.project.slug}-{repo.name}")
     repo.deploy_public_key = public
     repo.deploy_private_key_encrypted = secret_encrypt(plaintext=private)
+    return public
+
+
+def _token_put(repo: GitRepository, token: str) -> None:
+    """The HTTPS token on ``repo``, encrypted (not saved)."""
+    token = token.strip()
+    if not token or any(c in token for c in "\r\n"):
+        raise RepoInvalid("must be a single non-empty line", field="token")
+    repo.https_token_encrypted = secret_encrypt(plaintext=token)
+
+
+def repo_key_regenerate(*, repo: GitRepository, actor: AuditActor = None) -> str:
+    """Give the repository a new deploy key pair; returns the public key to add to the git host."""
+    before = audit_fields(repo, exclude=_REPO_STATUS_FIELDS)
+    public = _deploy_key_put(repo)
     repo.save(update_fields=["deploy_public_key", "deploy_private_key_encrypted"])
     _repo_audit(repo=repo, action="update", before=before, actor=actor)
     return public
 
 
 def repo_token_set(*, repo: GitRepository, token: str, actor: AuditActor = None) -> None:
-    token = token.strip()
-    if not token or any(c in token for c in "\r\n"):
-        raise RepoInvalid("must be a single non-empty line", field="token")
     before = audit_fields(repo, exclude=_REPO_STATUS_FIELDS)
-    repo.https_token_encrypted = secret_encrypt(plaintext=token)
+    _token_put(repo, token)
     repo.save(update_fields=["https_token_encrypted"])
     _repo_audit(repo=repo, action="update", before=before, actor=actor)
 
@@ -203,13 +213,9 @@ def repo_create(
         raise RepoInvalid("is required for HTTPS token authentication", field="token")
     repo = GitRepository.objects.create(project=project, name=name, url=url, branch=branch, path=path, auth=auth)
     if auth == GitRepository.Auth.SSH:
-        public, private = deploy_key_generate(comment=f"k8x-deploy-{project.slug}-{name}")
-        repo.deploy_public_key = public
-        repo.deploy_private_key_encrypted = secret_encrypt(plaintext=private)
+        _deploy_key_put(repo)
     if auth == GitRepository.Auth.HTTPS_TOKEN:
-        if any(c in token.strip() for c in "\r\n"):
-            raise RepoInvalid("must be a single non-empty line", field="token")
-        repo.https_token_encrypted = secret_encrypt(plaintext=token.strip())
+        _token_put(repo, token)
     repo.save()
     _repo_audit(repo=repo, action="create", before=None, actor=actor)
     return repo
