@@ -11,18 +11,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.forms import EventFilterForm, SendEventForm
-from console.permissions import (
-    Role,
-    events_visible,
-    get_event_or_404,
-    project_allows,
-    projects_with_role,
-    runs_visible,
-)
+from console.permissions import Role, events_visible, get_event_or_404, projects_with_role, runs_visible
 from console.views.common import keyset_page, request_user
+from console.views.redrive import redrive_allowed
 from k8x_core.catalog import services as service_domain
 from k8x_core.events.ingest import IngestRefused
-from k8x_core.models import Event, EventOutcome, Project
+from k8x_core.models import Event, Project
 
 
 @login_required
@@ -65,9 +59,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
             "event": event,
             "runs": runs,
             "replay_project": _replay_project(user, event),
-            "can_redrive": event.outcome == EventOutcome.REJECTED
-            and event.project is not None
-            and project_allows(user=user, project=event.project, role=Role.OWNER),
+            "can_redrive": redrive_allowed(user=user, event=event),
         },
     )
 

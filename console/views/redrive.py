@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,7 +20,7 @@ from console.permissions import Role, get_event_or_404, get_service_or_404, proj
 from console.views.common import request_user
 from k8x_core.events.ingest import IngestRefused
 from k8x_core.events.redrive import event_redrive, rejected_event_draft
-from k8x_core.models import EventOutcome
+from k8x_core.models import Event, EventOutcome
 from k8x_core.runs.redrive import runs_redrive
 
 
@@ -44,6 +45,15 @@ class RedriveEventForm(forms.Form):
         return value
 
 
+def redrive_allowed(*, user: User, event: Event) -> bool:
+    """A rejected event of a project, and the user owns that project."""
+    return (
+        event.outcome == EventOutcome.REJECTED
+        and event.project is not None
+        and project_allows(user=user, project=event.project, role=Role.OWNER)
+    )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def event_redrive_view(request: HttpRequest, event_id: int) -> HttpResponse:
@@ -51,7 +61,7 @@ def event_redrive_view(request: HttpRequest, event_id: int) -> HttpResponse:
     event = get_event_or_404(user, event_id)
     if event.outcome != EventOutcome.REJECTED or event.project is None:
         raise Http404("Only a rejected event of a project can be re-driven.")
-    if not project_allows(user=user, project=event.project, role=Role.OWNER):
+    if not redrive_allowed(user=user, event=event):
         raise PermissionDenied(f"Re-driving needs the owner role in project {event.project.slug}.")
     initial = {"event": json.dumps(rejected_event_draft(event=event), indent=2, ensure_ascii=False)}
     form = RedriveEventForm(request.POST or None, initial=initial)
