@@ -4,10 +4,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
 from console.views import (
+    audit,  # audit log (issue 15)
     dashboard,
     events,
     notifications,  # issue 15
     projects,
+    redrive,  # dead letters and failed runs (issue 15)
     repos,  # git deployment (issue 8)
     runs,
     service_pause,  # issue 15
@@ -107,6 +109,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         notifications.notification_rule_test,
         name="notification_rule_test",
     ),
+    # --- audit, dead letters and failed runs (issue 15) ---
+    path("projects/<slug:slug>/audit/", audit.project_audit, name="project_audit"),
+    path("events/<int:event_id>/redrive/", redrive.event_redrive_view, name="event_redrive"),
+    path("projects/<slug:slug>/services/<slug:name>/redrive/", redrive.service_redrive_view, name="service_redrive"),
+    # --- end issue 15 ---
     # Git repositories (issue 8) add their routes below.
     # --- git deployment (issue 8, owned by the git deployment engineer) ---
     path("projects/<slug:slug>/repos/", repos.repo_list, name="repo_list"),

@@ -104,6 +104,16 @@ K8X_GIT_SYNC_INTERVAL_SECONDS = env.int("K8X_GIT_SYNC_INTERVAL_SECONDS", default
 K8X_GIT_TIMEOUT_SECONDS = env.int("K8X_GIT_TIMEOUT_SECONDS", default=120)
 # Dry-run each deployment.yaml on the API server during a sync.
 K8X_GIT_VALIDATE_ON_CLUSTER = env.bool("K8X_GIT_VALIDATE_ON_CLUSTER", default=True)
+# Retention (days; 0 keeps forever). Projects may override each (k8x_core.retention).
+K8X_RETENTION_RUNS_DAYS = env.int("K8X_RETENTION_RUNS_DAYS", default=30)
+K8X_RETENTION_EVENTS_DAYS = env.int("K8X_RETENTION_EVENTS_DAYS", default=30)
+K8X_RETENTION_UNMATCHED_EVENTS_DAYS = env.int("K8X_RETENTION_UNMATCHED_EVENTS_DAYS", default=7)
+K8X_RETENTION_AUDIT_DAYS = env.int("K8X_RETENTION_AUDIT_DAYS", default=365)
+# The scheduler runs a retention pass at most this often (0: never).
+K8X_RETENTION_INTERVAL_SECONDS = env.int("K8X_RETENTION_INTERVAL_SECONDS", default=3600)
+# Rows deleted per transaction, and batches per scheduler pass (the rest waits for the next pass).
+K8X_RETENTION_BATCH_SIZE = env.int("K8X_RETENTION_BATCH_SIZE", default=1000)
+K8X_RETENTION_MAX_BATCHES = env.int("K8X_RETENTION_MAX_BATCHES", default=50)
 K8X_QUEUE = env.str("K8X_QUEUE", default="k8x")
 # Tenant isolation (README "Security model"): containers of a project whose template
 # sets no UID run as K8X_PROJECT_UID_BASE + project id.

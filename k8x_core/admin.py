@@ -50,10 +50,12 @@ class ProjectAdmin(admin.ModelAdmin[models.Project]):
     search_fields = ["slug", "name"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: models.Project | None = None) -> Any:
-        # The Pod Security level and quotas bound what a project may do: platform superusers only.
+        # The Pod Security level, quotas and retention bound what a project may do and
+        # keep: platform superusers only.
         readonly = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
             readonly += SECURITY_FIELDS
+            readonly += [f.name for f in models.Project._meta.fields if f.name.startswith("retention_")]
         return readonly
 
     def save_model(self, request: HttpRequest, obj: models.Project, form: Any, change: bool) -> None:
@@ -304,7 +306,22 @@ class NotificationDeliveryAdmin(admin.ModelAdmin[models.NotificationDelivery]):
     list_display = ["rule", "run", "kind", "channel", "status", "attempts", "response_code", "created_at"]
     list_filter = ["status", "channel", "kind"]
     raw_id_fields = ["run"]
+
+
+@admin.register(models.AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin[models.AuditEntry]):
+    """Read-only: the audit log is written by k8x_core.audit and pruned by retention only."""
+
+    list_display = ["created_at", "project", "actor_kind", "actor_name", "action", "kind", "object_name"]
+    list_filter = ["kind", "action", "actor_kind"]
+    search_fields = ["actor_name", "object_name"]
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

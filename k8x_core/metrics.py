@@ -44,6 +44,15 @@ QUEUE_DEPTH = Gauge(
 )
 WORKER_JOBS = Counter("k8x_worker_jobs", "RQ jobs performed by the worker, by outcome", ["outcome"], registry=REGISTRY)
 WATCH_LOG_BYTES = Counter("k8x_watch_log_bytes", "Log bytes the watcher followed into runs' logs", registry=REGISTRY)
+RETENTION_DELETED = Counter(
+    "k8x_retention_deleted",
+    "Rows deleted by retention, by kind (runs, events, audit, ...)",
+    ["kind"],
+    registry=REGISTRY,
+)
+RETENTION_PASSES = Counter(
+    "k8x_retention_passes", "Retention passes: complete, or partial (batch budget spent)", ["result"], registry=REGISTRY
+)
 LEADER = Gauge(
     "k8x_leader", "1 while this process leads its role (always 1 without leader election)", ["role"], registry=REGISTRY
 )

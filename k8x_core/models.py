@@ -53,6 +53,11 @@ class Project(models.Model):
         blank=True,
         help_text='Per-container defaults over K8X_PROJECT_LIMITS, e.g. {"default": {"memory": "512Mi"}}.',
     )
+    # Retention overrides (days; empty: the K8X_RETENTION_* default). Set by a superuser.
+    retention_runs_days = models.PositiveIntegerField(null=True, blank=True)
+    retention_events_days = models.PositiveIntegerField(null=True, blank=True)
+    retention_unmatched_events_days = models.PositiveIntegerField(null=True, blank=True)
+    retention_audit_days = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["slug"]
@@ -391,6 +396,8 @@ class Run(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # The log itself is in RunLog chunks (appended, never rewritten), so loading a run never loads it.
     log_truncated = models.BooleanField(default=False)
+    # Set once when a bulk re-drive claimed this failed run, so a second re-drive skips it.
+    redriven_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -640,3 +647,47 @@ class NotificationDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} {self.kind} run {self.run_id}: {self.status}"
+
+
+class AuditEntry(models.Model):
+    """One change to a project's configuration: who, when, what, from what to what.
+
+    ``changes`` maps field -> {"old": ..., "new": ...}; secret values, webhook
+    secrets and git credentials never get here (k8x_core.audit)."""
+
+    class ActorKind(models.TextChoices):
+        USER = "user", "user"
+        API_KEY = "api_key", "API key"
+        GIT = "git", "git sync"
+        APPLY = "apply", "k8x_apply"
+        SYSTEM = "system", "system"
+
+    class Action(models.TextChoices):
+        CREATE = "create", "create"
+        UPDATE = "update", "update"
+        DELETE = "delete", "delete"
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_entries")
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_name = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    kind = models.CharField(max_length=30)
+    object_name = models.CharField(max_length=300, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        constraints = [
+            models.CheckConstraint(condition=Q(action__in=["create", "update", "delete"]), name="audit_action_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="audit_project_time"),
+            models.Index(fields=["-created_at"], name="audit_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_kind}:{self.actor_name} {self.action} {self.kind} {self.object_name}"

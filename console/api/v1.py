@@ -36,6 +36,7 @@ from console.api.views import _csrf_failure, _iso, _read_body, error_response, e
 from console.forms import ConfigForm, SecretForm, ServiceForm, TriggerForm
 from console.permissions import events_of_projects, role_require
 from console.views.common import _parse_cursor, keyset_page
+from k8x_core.audit import Actor, actor_of_api_key
 from k8x_core.catalog import services as service_domain
 from k8x_core.catalog.service_save import service_save_checked
 from k8x_core.events.apikeys import apikey_role_in
@@ -83,6 +84,10 @@ class Caller:
 
     user: User | None
     key: ApiKey | None
+
+    def actor(self) -> Actor | User | None:
+        """Who the audit log names for a change made through the API."""
+        return actor_of_api_key(self.key) if self.key is not None else self.user
 
     def role_in(self, project: Project) -> Role | None:
         if self.key is not None:
@@ -452,13 +457,13 @@ def project(request: HttpRequest, caller: Caller, slug: str) -> HttpResponse:
 # --- services -----------------------------------------------------------------------------
 
 
-def _service_save(form: ServiceForm, project: Project) -> Service:
+def _service_save(form: ServiceForm, project: Project, caller: Caller) -> Service:
     if not form.is_valid():
         raise _form_error(form)
     service: Service = form.save(commit=False)
     service.project = project
     try:
-        service_save_checked(service=service)
+        service_save_checked(service=service, actor=caller.actor())
     except service_domain.ServiceInvalid as exc:
         raise ApiError(400, f"refused by the cluster: {exc}", field=exc.field or "") from None
     except service_domain.ClusterUnavailable as exc:
@@ -474,7 +479,7 @@ def services(request: HttpRequest, caller: Caller, slug: str) -> HttpResponse:
         return JsonResponse({"items": [service_json(s) for s in rows]})
     found = _project(caller, slug, Role.ADMIN)
     form = ServiceForm(_form_data(Service(), _SERVICE_KINDS, _body(request)), project=found)
-    service = _service_save(form, found)
+    service = _service_save(form, found, caller)
     return JsonResponse(service_json(service), status=201)
 
 
@@ -487,7 +492,7 @@ def service(request: HttpRequest, caller: Caller, slug: str, name: str) -> HttpR
         service_domain.service_delete(service=found)
         return _no_content()
     form = ServiceForm(_form_data(found, _SERVICE_KINDS, _body(request)), instance=found, project=found.project)
-    return JsonResponse(service_json(_service_save(form, found.project)))
+    return JsonResponse(service_json(_service_save(form, found.project, caller)))
 
 
 # --- triggers -----------------------------------------------------------------------------

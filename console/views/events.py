@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from console.forms import EventFilterForm, SendEventForm
 from console.permissions import Role, events_visible, get_event_or_404, projects_with_role, runs_visible
 from console.views.common import keyset_page, request_user
+from console.views.redrive import redrive_allowed
 from k8x_core.catalog import services as service_domain
 from k8x_core.events.ingest import IngestRefused
 from k8x_core.models import Event, Project
@@ -29,6 +30,9 @@ def event_list(request: HttpRequest) -> HttpResponse:
             events = events.filter(outcome=form.cleaned_data["outcome"])
         if form.cleaned_data["type"]:
             events = events.filter(type__startswith=form.cleaned_data["type"].strip())
+    if request.GET.get("project"):
+        # A project's own events (its rejects included), e.g. from the project's pages.
+        events = events.filter(project__slug=request.GET["project"])
     page = keyset_page(request, events, time_field="received_at", pk_type=int)
     return render(request, "console/events/list.html", {"form": form, "page": page})
 
@@ -51,7 +55,12 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     return render(
         request,
         "console/events/detail.html",
-        {"event": event, "runs": runs, "replay_project": _replay_project(user, event)},
+        {
+            "event": event,
+            "runs": runs,
+            "replay_project": _replay_project(user, event),
+            "can_redrive": redrive_allowed(user=user, event=event),
+        },
     )
 
 

@@ -15,10 +15,11 @@ from console.forms import ApiKeyForm, ConfigForm, MemberForm, SecretForm, Webhoo
 from console.permissions import Role, get_project_or_404, project_allows, project_role
 from console.views.common import request_user
 from k8x_core.events.apikeys import ApiKeyCapReached, ApiKeyRoleRefused, apikey_create, apikey_revoke
-from k8x_core.events.webhooks import webhook_create, webhook_curl_example, webhook_url
+from k8x_core.events.webhooks import webhook_create, webhook_curl_example, webhook_delete, webhook_url
+from k8x_core.members import LastOwner, member_remove, member_set
 from k8x_core.models import ApiKey, Config, Membership, Project, Scope, Secret, Service, Webhook
 from k8x_core.projects import projects_visible
-from k8x_core.runs.configs import config_set, secret_set
+from k8x_core.runs.configs import config_set, entry_delete, secret_set
 
 
 def _context(request: HttpRequest, project: Project, tab: str, **extra: Any) -> dict[str, Any]:
@@ -67,16 +68,21 @@ def project_configs(request: HttpRequest, slug: str) -> HttpResponse:
         if form.is_valid():
             service = _service_choice(project, request.POST.get("service"))
             if request.POST.get("delete"):
-                Config.objects.filter(
+                for entry in Config.objects.filter(
                     project=project,
                     service=service,
                     key=form.cleaned_data["key"],
                     scope=Scope.SERVICE if service else Scope.PROJECT,
-                ).delete()
+                ):
+                    entry_delete(entry=entry, actor=request_user(request))
                 messages.success(request, f"Config {form.cleaned_data['key']} removed.")
             else:
                 config_set(
-                    key=form.cleaned_data["key"], value=form.cleaned_data["value"], project=project, service=service
+                    key=form.cleaned_data["key"],
+                    value=form.cleaned_data["value"],
+                    project=project,
+                    service=service,
+                    actor=request_user(request),
                 )
                 messages.success(request, f"Config {form.cleaned_data['key']} saved.")
             return redirect("console:project_configs", slug=slug)
@@ -98,7 +104,13 @@ def project_secrets(request: HttpRequest, slug: str) -> HttpResponse:
         project = get_project_or_404(request.user, slug, Role.OWNER)
         if form.is_valid():
             service = _service_choice(project, request.POST.get("service"))
-            secret_set(key=form.cleaned_data["key"], value=form.cleaned_data["value"], project=project, service=service)
+            secret_set(
+                key=form.cleaned_data["key"],
+                value=form.cleaned_data["value"],
+                project=project,
+                service=service,
+                actor=request_user(request),
+            )
             messages.success(request, f"Secret {form.cleaned_data['key']} saved. Its value is never shown again.")
             return redirect("console:project_secrets", slug=slug)
     entries = Secret.objects.filter(project=project).select_related("service").order_by("service__name", "key")
@@ -115,7 +127,7 @@ def project_secrets(request: HttpRequest, slug: str) -> HttpResponse:
 def project_secret_delete(request: HttpRequest, slug: str, secret_id: int) -> HttpResponse:
     project = get_project_or_404(request.user, slug, Role.OWNER)
     secret = get_object_or_404(Secret, pk=secret_id, project=project)
-    secret.delete()
+    entry_delete(entry=secret, actor=request_user(request))
     messages.success(request, f"Secret {secret.key} deleted.")
     return redirect("console:project_secrets", slug=slug)
 
@@ -156,7 +168,7 @@ def project_apikeys(request: HttpRequest, slug: str) -> HttpResponse:
 def project_apikey_revoke(request: HttpRequest, slug: str, key_id: int) -> HttpResponse:
     project = get_project_or_404(request.user, slug, Role.ADMIN)
     key = get_object_or_404(ApiKey, pk=key_id, project=project)
-    apikey_revoke(key=key)
+    apikey_revoke(key=key, actor=request_user(request))
     messages.success(request, f"API key {key.name} revoked.")
     return redirect("console:project_apikeys", slug=slug)
 
@@ -174,7 +186,9 @@ def project_webhooks(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             try:
                 with transaction.atomic():
-                    _hook, new_secret = webhook_create(project=project, **form.cleaned_data)
+                    _hook, new_secret = webhook_create(
+                        project=project, actor=request_user(request), **form.cleaned_data
+                    )
             except IntegrityError:
                 form.add_error("slug", "That slug is taken.")
             else:
@@ -201,7 +215,7 @@ def project_webhooks(request: HttpRequest, slug: str) -> HttpResponse:
 def project_webhook_delete(request: HttpRequest, slug: str, webhook_id: int) -> HttpResponse:
     project = get_project_or_404(request.user, slug, Role.ADMIN)
     hook = get_object_or_404(Webhook, pk=webhook_id, project=project)
-    hook.delete()
+    webhook_delete(webhook=hook, actor=request_user(request))
     messages.success(request, f"Webhook {hook.slug} deleted.")
     return redirect("console:project_webhooks", slug=slug)
 
@@ -214,11 +228,18 @@ def project_members(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         project = get_project_or_404(request.user, slug, Role.OWNER)
         if form.is_valid():
-            Membership.objects.update_or_create(
-                project=project, user=form.cleaned_data["username"], defaults={"role": form.cleaned_data["role"]}
-            )
-            messages.success(request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}.")
-            return redirect("console:project_members", slug=slug)
+            try:
+                member_set(
+                    project=project,
+                    user=form.cleaned_data["username"],
+                    role=form.cleaned_data["role"],
+                    actor=request_user(request),
+                )
+            except LastOwner as exc:
+                form.add_error("role", f"Not changed: {exc}.")
+            else:
+                messages.success(request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}.")
+                return redirect("console:project_members", slug=slug)
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     return render(
         request, "console/projects/members.html", _context(request, project, "members", form=form, members=members)
@@ -230,9 +251,10 @@ def project_members(request: HttpRequest, slug: str) -> HttpResponse:
 def project_member_remove(request: HttpRequest, slug: str, member_id: int) -> HttpResponse:
     project = get_project_or_404(request.user, slug, Role.OWNER)
     membership = get_object_or_404(Membership, pk=member_id, project=project)
-    if membership.role == Role.OWNER and Membership.objects.filter(project=project, role=Role.OWNER).count() == 1:
+    try:
+        member_remove(membership=membership, actor=request_user(request))
+    except LastOwner:
         messages.error(request, "A project keeps at least one owner.")
     else:
-        membership.delete()
         messages.success(request, f"{membership.user} removed.")
     return redirect("console:project_members", slug=slug)

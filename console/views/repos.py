@@ -19,7 +19,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.permissions import Role, get_project_or_404, project_allows, project_role
 from console.views.common import request_user
-from k8x_core.catalog.git import RepoInvalid, repo_create, repo_key_regenerate, repo_sync, repo_token_set
+from k8x_core.catalog.git import (
+    RepoInvalid,
+    repo_create,
+    repo_key_regenerate,
+    repo_sync,
+    repo_token_set,
+)
+from k8x_core.catalog.git import (
+    repo_delete as repo_remove,
+)
 from k8x_core.models import GitRepository, Project, SyncRecord
 
 HISTORY_SIZE = 50
@@ -116,6 +125,7 @@ def repo_list(request: HttpRequest, slug: str) -> HttpResponse:
                 path=data["path"],
                 auth=data["auth"],
                 token=data["token"],
+                actor=request_user(request),
             )
         except RepoInvalid as exc:
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
@@ -174,7 +184,7 @@ def repo_key_regenerate_view(request: HttpRequest, slug: str, name: str) -> Http
     if repo.auth != GitRepository.Auth.SSH:
         messages.error(request, "Only SSH repositories have a deploy key.")
     else:
-        repo_key_regenerate(repo=repo)
+        repo_key_regenerate(repo=repo, actor=request_user(request))
         messages.success(request, "New deploy key generated. Replace the old one on your git host before syncing.")
     return redirect("console:repo_detail", slug=project.slug, name=repo.name)
 
@@ -191,7 +201,7 @@ def repo_token(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         messages.error(request, "Enter the token.")
     else:
         try:
-            repo_token_set(repo=repo, token=form.cleaned_data["token"])
+            repo_token_set(repo=repo, token=form.cleaned_data["token"], actor=request_user(request))
         except RepoInvalid as exc:
             messages.error(request, f"Token {exc}.")
         else:
@@ -204,7 +214,7 @@ def repo_token(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 def repo_delete(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     project = get_project_or_404(request.user, slug, Role.ADMIN)
     repo = _repo_or_404(project, name)
-    repo.delete()
+    repo_remove(repo=repo, actor=request_user(request))
     messages.success(
         request, f"Repository {name} removed. Its services stay as they are; delete or deactivate them on their pages."
     )

@@ -91,6 +91,7 @@ def service_detail(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         "recent_runs": service.runs.select_related("service__project").order_by("-created_at")[:15],
         "stats": _service_stats(service),
         "is_admin": project_allows(user=user, project=project, role=Role.ADMIN),
+        "is_owner": project_allows(user=user, project=project, role=Role.OWNER),
         "run_form": run_form,
         "trigger_form": TriggerForm(),
         "sample_form": SampleEventForm(initial={"sample": _sample_for(service)}),
@@ -118,7 +119,7 @@ def _save_service(request: HttpRequest, project: Project, form: ServiceForm) -> 
     service: Service = form.save(commit=False)
     service.project = project
     try:
-        service_save_checked(service=service)
+        service_save_checked(service=service, actor=request_user(request))
     except service_domain.ServiceInvalid as exc:
         form.add_error(exc.field if exc.field in form.fields else None, f"Refused by the cluster: {exc}")
         return None
@@ -159,7 +160,7 @@ def service_edit(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 @require_POST
 def service_toggle(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     service = get_service_or_404(request.user, slug, name, Role.ADMIN)
-    service_domain.service_set_active(service=service, active=not service.active)
+    service_domain.service_set_active(service=service, active=not service.active, actor=request_user(request))
     messages.success(request, f"Service {service.name} {'activated' if service.active else 'deactivated'}.")
     return redirect("console:service_detail", slug=slug, name=name)
 
@@ -172,7 +173,7 @@ def service_delete(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         if request.POST.get("confirm_name") != service.name:
             messages.error(request, "Type the service's name to confirm the deletion.")
         else:
-            service_domain.service_delete(service=service)
+            service_domain.service_delete(service=service, actor=request_user(request))
             messages.success(request, f"Service {name} deleted with its triggers, configs and runs.")
             return redirect("console:service_list")
     return render(
@@ -214,7 +215,7 @@ def trigger_create(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     if form.is_valid():
         trigger = form.save(commit=False)
         trigger.service = service
-        trigger.save()
+        service_domain.trigger_save(trigger=trigger, actor=request_user(request))
         messages.success(request, f"Trigger on {trigger.event_type} added.")
         return redirect("console:service_detail", slug=slug, name=name)
     return render(
@@ -232,7 +233,7 @@ def trigger_edit(request: HttpRequest, slug: str, name: str, trigger_id: int) ->
     trigger = get_object_or_404(Trigger, pk=trigger_id, service=service)
     form = TriggerForm(request.POST or None, instance=trigger)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        service_domain.trigger_save(trigger=form.save(commit=False), actor=request_user(request))
         messages.success(request, "Trigger saved.")
         return redirect("console:service_detail", slug=slug, name=name)
     return render(
@@ -248,7 +249,7 @@ def trigger_edit(request: HttpRequest, slug: str, name: str, trigger_id: int) ->
 def trigger_delete(request: HttpRequest, slug: str, name: str, trigger_id: int) -> HttpResponse:
     service = get_service_or_404(request.user, slug, name, Role.ADMIN)
     trigger = get_object_or_404(Trigger, pk=trigger_id, service=service)
-    trigger.delete()
+    service_domain.trigger_delete(trigger=trigger, actor=request_user(request))
     messages.success(request, f"Trigger on {trigger.event_type} removed.")
     return redirect("console:service_detail", slug=slug, name=name)
 

@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -30,12 +31,17 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from k8x_core.audit import Actor, audit_fields, audit_record
 from k8x_core.catalog import servicedirs
 from k8x_core.crypto import secret_decrypt, secret_encrypt
 from k8x_core.models import DNS_LABEL_REGEX, GitRepository, Project, SyncRecord
 
 log = logging.getLogger(__name__)
 
+# Who changes a repository: a user, an Actor, or None (K8X itself).
+AuditActor = Actor | AbstractBaseUser | None
+# Written by every sync; not a change anyone made to the repository's settings.
+_REPO_STATUS_FIELDS = ("last_synced_at", "last_commit")
 # scp-like SSH address: user@host:path (no scheme); git treats it as ssh.
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._~-]+@[A-Za-z0-9.-]+:(?!//)[^\s]+$")
 _URL = re.compile(r"^(?P<scheme>ssh|git|https?)://[^\s/@]+(@[^\s/]+)?(/[^\s]*)?$")
@@ -134,22 +140,57 @@ def deploy_key_generate(*, comment: str) -> tuple[str, str]:
     return f"{public.decode()} {comment}", private
 
 
-def repo_key_regenerate(*, repo: GitRepository) -> str:
-    """Give the repository a new deploy key pair; returns the public key to add to the git host."""
-    comment = f"k8x-deploy-{repo.project.slug}-{repo.name}"
-    public, private = deploy_key_generate(comment=comment)
+def _repo_audit(*, repo: GitRepository, action: str, before: dict[str, Any] | None, actor: AuditActor) -> None:
+    # audit_fields keeps the credential columns only to show that they changed (k8x_core.audit redacts them).
+    audit_record(
+        project=repo.project,
+        actor=actor,
+        action=action,
+        kind="git_repository",
+        name=repo.name,
+        object_id=repo.pk,
+        before=before,
+        after=None if action == "delete" else audit_fields(repo, exclude=_REPO_STATUS_FIELDS),
+    )
+
+
+def _deploy_key_put(repo: GitRepository) -> str:
+    """A new deploy key pair on ``repo`` (not saved); returns the public key."""
+    public, private = deploy_key_generate(comment=f"k8x-deploy-{repo.project.slug}-{repo.name}")
     repo.deploy_public_key = public
     repo.deploy_private_key_encrypted = secret_encrypt(plaintext=private)
-    repo.save(update_fields=["deploy_public_key", "deploy_private_key_encrypted"])
     return public
 
 
-def repo_token_set(*, repo: GitRepository, token: str) -> None:
+def _token_put(repo: GitRepository, token: str) -> None:
+    """The HTTPS token on ``repo``, encrypted (not saved)."""
     token = token.strip()
     if not token or any(c in token for c in "\r\n"):
         raise RepoInvalid("must be a single non-empty line", field="token")
     repo.https_token_encrypted = secret_encrypt(plaintext=token)
+
+
+def repo_key_regenerate(*, repo: GitRepository, actor: AuditActor = None) -> str:
+    """Give the repository a new deploy key pair; returns the public key to add to the git host."""
+    before = audit_fields(repo, exclude=_REPO_STATUS_FIELDS)
+    public = _deploy_key_put(repo)
+    repo.save(update_fields=["deploy_public_key", "deploy_private_key_encrypted"])
+    _repo_audit(repo=repo, action="update", before=before, actor=actor)
+    return public
+
+
+def repo_token_set(*, repo: GitRepository, token: str, actor: AuditActor = None) -> None:
+    before = audit_fields(repo, exclude=_REPO_STATUS_FIELDS)
+    _token_put(repo, token)
     repo.save(update_fields=["https_token_encrypted"])
+    _repo_audit(repo=repo, action="update", before=before, actor=actor)
+
+
+@transaction.atomic
+def repo_delete(*, repo: GitRepository, actor: AuditActor = None) -> None:
+    """Remove a repository; its services stay as they are."""
+    _repo_audit(repo=repo, action="delete", before=audit_fields(repo, exclude=_REPO_STATUS_FIELDS), actor=actor)
+    repo.delete()
 
 
 @transaction.atomic
@@ -162,6 +203,7 @@ def repo_create(
     path: str = "",
     auth: str = GitRepository.Auth.NONE,
     token: str = "",
+    actor: AuditActor = None,
 ) -> GitRepository:
     """Register a repository; an SSH repository gets a fresh deploy key."""
     path = repo_validate(name=name, url=url, branch=branch, path=path, auth=auth)
@@ -171,9 +213,11 @@ def repo_create(
         raise RepoInvalid("is required for HTTPS token authentication", field="token")
     repo = GitRepository.objects.create(project=project, name=name, url=url, branch=branch, path=path, auth=auth)
     if auth == GitRepository.Auth.SSH:
-        repo_key_regenerate(repo=repo)
+        _deploy_key_put(repo)
     if auth == GitRepository.Auth.HTTPS_TOKEN:
-        repo_token_set(repo=repo, token=token)
+        _token_put(repo, token)
+    repo.save()
+    _repo_audit(repo=repo, action="create", before=None, actor=actor)
     return repo
 
 

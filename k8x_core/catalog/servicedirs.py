@@ -37,6 +37,7 @@ from django.db.models import Q
 from jsonschema import Draft202012Validator, SchemaError, ValidationError
 
 from k8x_core import kube
+from k8x_core.audit import ACTOR_APPLY, actor_of_git, audit_record
 from k8x_core.catalog.services import service_set_active
 from k8x_core.events.scheduler import schedule_validate
 from k8x_core.hub.matching import triggers_cap_check
@@ -694,6 +695,11 @@ def _service_write(service: Service, spec: ServiceSpec, repository: GitRepositor
     _configs_replace(service, spec.configs)
 
 
+def _audit_state(service: Service) -> dict[str, Any]:
+    """What the audit log compares: the fields a service directory sets, its git triggers and configs."""
+    return {**_service_state(service), "origin": service.origin}
+
+
 def sync_failed(
     *,
     project: Project,
@@ -743,12 +749,25 @@ def plan_apply(
                 errors=fresh.errors,
             )
         by_name = {s.name: s for s in Service.objects.select_for_update().filter(project=project)}
+        actor = actor_of_git(plan.repository, requested_by=requested_by) if plan.repository else ACTOR_APPLY
         for spec in plan.specs:
-            service = by_name.get(spec.name) or Service(project=project, name=spec.name)
+            existing = by_name.get(spec.name)
+            service = existing or Service(project=project, name=spec.name)
+            before = _audit_state(existing) if existing is not None else None
             _service_write(service, spec, plan.repository, commit)
+            audit_record(
+                project=project,
+                actor=actor,
+                action="update" if existing is not None else "create",
+                kind="service",
+                name=service.name,
+                object_id=service.pk,
+                before=before,
+                after=_audit_state(service),
+            )
         for change in fresh.changes:
             if change.action == "deactivate":
-                service_set_active(service=by_name[change.service], active=False)
+                service_set_active(service=by_name[change.service], active=False, actor=actor)
         return SyncRecord.objects.create(
             project=project,
             repository=plan.repository,

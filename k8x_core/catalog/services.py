@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import transaction
 from django.utils import timezone
 
+from k8x_core.audit import Actor, audit_fields, audit_record
 from k8x_core.events import ce, ingest
 from k8x_core.hub import cel, matching
 from k8x_core.models import Event, Run, RunStatus, Service, Trigger, TriggerKind
@@ -72,17 +73,98 @@ def _blamed_field(service: Service, message: str) -> str | None:
     return None
 
 
-def service_set_active(*, service: Service, active: bool) -> None:
+# Who changes a service: a user (the console), an Actor (git, k8x_apply, an API key), None for K8X itself.
+AuditActor = Actor | AbstractBaseUser | None
+
+
+def service_set_active(*, service: Service, active: bool, actor: AuditActor = None) -> None:
     """Switch a service on or off. ``updated_at`` moves with it: the hub's trigger
     index reloads on it, so an inactive service stops matching within a second;
     the launcher cancels the runs it still had queued."""
+    was = service.active
     Service.objects.filter(pk=service.pk).update(active=active, updated_at=timezone.now())
     service.active = active
+    audit_record(
+        project=service.project,
+        actor=actor,
+        action="update",
+        kind="service",
+        name=service.name,
+        object_id=service.pk,
+        before={"active": was},
+        after={"active": active},
+    )
 
 
-def service_delete(*, service: Service) -> None:
+def service_save(*, service: Service, actor: AuditActor) -> Service:
+    """Create or update a service made in the console (already validated), recording the change."""
+    before = audit_fields(Service.objects.get(pk=service.pk)) if service.pk else None
+    with transaction.atomic():
+        service.save()
+        audit_record(
+            project=service.project,
+            actor=actor,
+            action="update" if before is not None else "create",
+            kind="service",
+            name=service.name,
+            object_id=service.pk,
+            before=before,
+            after=audit_fields(service),
+        )
+    return service
+
+
+def service_delete(*, service: Service, actor: AuditActor = None) -> None:
     """Delete a service with its triggers, configs and runs (the database cascades)."""
-    service.delete()
+    with transaction.atomic():
+        audit_record(
+            project=service.project,
+            actor=actor,
+            action="delete",
+            kind="service",
+            name=service.name,
+            object_id=service.pk,
+            before=audit_fields(service),
+            after=None,
+        )
+        service.delete()
+
+
+def _trigger_name(trigger: Trigger) -> str:
+    return f"{trigger.service.name}: {trigger.event_type}"
+
+
+def trigger_save(*, trigger: Trigger, actor: AuditActor) -> Trigger:
+    """Create or update a trigger made in the console, recording the change."""
+    before = audit_fields(Trigger.objects.get(pk=trigger.pk)) if trigger.pk else None
+    with transaction.atomic():
+        trigger.save()
+        audit_record(
+            project=trigger.service.project,
+            actor=actor,
+            action="update" if before is not None else "create",
+            kind="trigger",
+            name=_trigger_name(trigger),
+            object_id=trigger.pk,
+            before=before,
+            after=audit_fields(trigger),
+        )
+    return trigger
+
+
+def trigger_delete(*, trigger: Trigger, actor: AuditActor) -> None:
+    with transaction.atomic():
+        audit_record(
+            project=trigger.service.project,
+            actor=actor,
+            action="delete",
+            kind="trigger",
+            name=_trigger_name(trigger),
+            object_id=trigger.pk,
+            before=audit_fields(trigger),
+            after=None,
+        )
+        trigger.delete()
 
 
 def params_validate(*, schema: dict[str, Any], params: dict[str, Any]) -> None:

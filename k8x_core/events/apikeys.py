@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AbstractBaseUser, User
+from django.db import transaction
 from django.utils import timezone
 
+from k8x_core.audit import Actor, audit_record
 from k8x_core.models import ROLE_RANK, ApiKey, Project, Role
 from k8x_core.projects import project_role
 
@@ -56,14 +58,25 @@ def apikey_create(
         )
     prefix = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiKey.objects.create(
-        project=project,
-        name=name,
-        prefix=prefix,
-        key_hash=_hash(raw),
-        role=role,
-        created_by=created_by,
-    )
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            project=project,
+            name=name,
+            prefix=prefix,
+            key_hash=_hash(raw),
+            role=role,
+            created_by=created_by,
+        )
+        audit_record(
+            project=project,
+            actor=created_by,
+            action="create",
+            kind="api_key",
+            name=name,
+            object_id=key.pk,
+            before=None,
+            after={"name": name, "prefix": prefix, "role": str(role)},
+        )
     return key, raw
 
 
@@ -88,10 +101,23 @@ def apikey_role_in(*, key: ApiKey, project: Project) -> Role | None:
     return Role(key.role) if key.project_id == project.pk else None
 
 
-def apikey_revoke(*, key: ApiKey) -> bool:
+def apikey_revoke(*, key: ApiKey, actor: Actor | AbstractBaseUser | None = None) -> bool:
     """Revoke; True when this call revoked it. Takes effect at once in this
     process (the console's), elsewhere within K8X_APIKEY_CACHE_SECONDS."""
-    revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()) == 1
+    now = timezone.now()
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now) == 1
+        if revoked:
+            audit_record(
+                project=key.project,
+                actor=actor,
+                action="update",
+                kind="api_key",
+                name=key.name,
+                object_id=key.pk,
+                before={"revoked_at": None},
+                after={"revoked_at": now},
+            )
     apikey_cache_clear()
     return revoked
 

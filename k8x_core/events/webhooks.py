@@ -22,8 +22,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
+from k8x_core.audit import Actor, audit_fields, audit_record
 from k8x_core.events.ce import CloudEventInvalid, ce_json_parse, ce_media_type, ce_new
 from k8x_core.events.ingest import IngestRefused, Sender
 from k8x_core.events.reserved import source_reserved_problem
@@ -36,7 +39,14 @@ EXAMPLE_BODY = '{"hello": "world"}'
 
 
 def webhook_create(
-    *, project: Project, slug: str, event_type: str, event_source: str = "", name: str = "", secret: str = ""
+    *,
+    project: Project,
+    slug: str,
+    event_type: str,
+    event_source: str = "",
+    name: str = "",
+    secret: str = "",
+    actor: Actor | AbstractBaseUser | None = None,
 ) -> tuple[Webhook, str]:
     """Create a webhook; returns it and its secret (generated when empty)."""
     reserved = source_reserved_problem(source=event_source)
@@ -46,8 +56,34 @@ def webhook_create(
     webhook = Webhook(project=project, slug=slug, name=name, event_type=event_type, event_source=event_source)
     webhook.set_secret(secret)
     webhook.full_clean(exclude=["secret_ciphertext"])
-    webhook.save()
+    with transaction.atomic():
+        webhook.save()
+        audit_record(
+            project=project,
+            actor=actor,
+            action="create",
+            kind="webhook",
+            name=slug,
+            object_id=webhook.pk,
+            before=None,
+            after=audit_fields(webhook),
+        )
     return webhook, secret
+
+
+def webhook_delete(*, webhook: Webhook, actor: Actor | AbstractBaseUser | None = None) -> None:
+    with transaction.atomic():
+        audit_record(
+            project=webhook.project,
+            actor=actor,
+            action="delete",
+            kind="webhook",
+            name=webhook.slug,
+            object_id=webhook.pk,
+            before=audit_fields(webhook),
+            after=None,
+        )
+        webhook.delete()
 
 
 def webhook_signature(*, secret: str, body: bytes) -> str:

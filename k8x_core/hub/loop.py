@@ -217,7 +217,32 @@ def _clean_text(value: Any, limit: int | None) -> str:
 Row = dict[str, Any]
 
 
-def _rejected_row(item: Rejected, *, now: datetime) -> Row:
+def _rejected_project_id(item: Rejected, *, index: TriggerIndex) -> int | None:
+    """The project a rejected message was sent for, when it says: the event's
+    ``k8xproject``, else the binary-mode header ``ce_k8xproject``, else the
+    structured JSON value's. The bridge set it from the sending credential, so
+    the reject shows on that project's Events page."""
+    slug: Any = (item.event or {}).get(EXT_PROJECT)
+    if not slug:
+        wanted = f"ce_{EXT_PROJECT}"
+        slug = next(
+            (raw.decode("utf-8", "replace") for name, raw in item.message.headers if name.lower() == wanted), ""
+        )
+    if not slug and item.message.value and item.message.value[:1] == b"{":
+        try:
+            body = json.loads(item.message.value)
+        except (ValueError, RecursionError):
+            body = None
+        slug = body.get(EXT_PROJECT) if isinstance(body, dict) else ""
+    if not slug or not isinstance(slug, str):
+        return None
+    try:
+        return _project_id(slug, index=index)
+    except EventRejected:
+        return None
+
+
+def _rejected_row(item: Rejected, *, now: datetime, project_id: int | None = None) -> Row:
     msg = item.message
     attrs: dict[str, Any] = dict(item.event or {})
     if not attrs:
@@ -240,7 +265,7 @@ def _rejected_row(item: Rejected, *, now: datetime) -> Row:
         "correlation_id": "",
         "outcome": EventOutcome.REJECTED.value,
         "reason": _clean_text(item.reason, 2000),
-        "project_id": None,
+        "project_id": project_id,
         "duplicate_of_id": None,
         "kafka_topic": msg.topic,
         "kafka_partition": msg.partition,
@@ -453,7 +478,9 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
                         now=now,
                     )
                 )
-            later_rows.extend(_rejected_row(r, now=now) for r in rejected)
+            later_rows.extend(
+                _rejected_row(r, now=now, project_id=_rejected_project_id(r, index=index)) for r in rejected
+            )
             runs: list[Row] = []
             run_ids = _uuid4s(sum(len(services) for services, _kind in plans))
             for row, (services, kind) in zip(new_rows, plans, strict=True):

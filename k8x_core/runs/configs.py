@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 
+from k8x_core.audit import Actor, audit_record
 from k8x_core.crypto import SecretDecryptionError
 from k8x_core.models import Config, Project, Scope, ScopedEntry, Secret, Service
 
@@ -79,25 +81,80 @@ def _scope_of(project: Project | None, service: Service | None) -> tuple[Scope, 
     return Scope.PLATFORM, None
 
 
+# Who changes an entry: a user, an Actor (git, k8x_apply, API key), or None (K8X itself, e.g. k8x_secret).
+AuditActor = Actor | AbstractBaseUser | None
+
+
+def _entry_name(entry: ScopedEntry) -> str:
+    """A key as people read it: ``KEY`` (project), ``service/KEY`` or ``platform/KEY``."""
+    if entry.scope == Scope.SERVICE:
+        return f"{entry.service.name}/{entry.key}" if entry.service is not None else entry.key
+    if entry.scope == Scope.PLATFORM:
+        return f"platform/{entry.key}"
+    return entry.key
+
+
+def _entry_state(entry: ScopedEntry) -> dict[str, object]:
+    # A secret's state is its scope and name: the ciphertext is only there to
+    # show that it changed (k8x_core.audit redacts it).
+    state: dict[str, object] = {"scope": entry.scope, "key": entry.key, "origin": entry.origin}
+    if isinstance(entry, Secret):
+        state["ciphertext"] = entry.ciphertext
+    elif isinstance(entry, Config):
+        state["value"] = entry.value
+    return state
+
+
+def entry_audit(*, entry: ScopedEntry, action: str, before: dict[str, object] | None, actor: AuditActor) -> None:
+    """Record a change to a config or secret (``before``: its ``_entry_state`` before, None when new)."""
+    audit_record(
+        project=entry.project,
+        actor=actor,
+        action=action,
+        kind="secret" if isinstance(entry, Secret) else "config",
+        name=_entry_name(entry),
+        object_id=entry.pk,
+        before=before,
+        after=None if action == "delete" else _entry_state(entry),
+    )
+
+
 @transaction.atomic
-def secret_set(*, key: str, value: str, project: Project | None = None, service: Service | None = None) -> Secret:
+def secret_set(
+    *, key: str, value: str, project: Project | None = None, service: Service | None = None, actor: AuditActor = None
+) -> Secret:
     scope, project = _scope_of(project, service)
     secret = Secret.objects.select_for_update().filter(scope=scope, project=project, service=service, key=key).first()
+    before = _entry_state(secret) if secret is not None else None
     if secret is None:
         secret = Secret(scope=scope, project=project, service=service, key=key)
     secret.set_value(value)
     secret.full_clean(exclude=["ciphertext"])
     secret.save()
+    entry_audit(entry=secret, action="update" if before else "create", before=before, actor=actor)
     return secret
 
 
 @transaction.atomic
-def config_set(*, key: str, value: str, project: Project | None = None, service: Service | None = None) -> Config:
+def entry_delete(*, entry: ScopedEntry, actor: AuditActor = None) -> None:
+    """Delete a config or secret, recording it (a secret by name only)."""
+    entry_audit(entry=entry, action="delete", before=_entry_state(entry), actor=actor)
+    entry.delete()
+
+
+@transaction.atomic
+def config_set(
+    *, key: str, value: str, project: Project | None = None, service: Service | None = None, actor: AuditActor = None
+) -> Config:
     scope, project = _scope_of(project, service)
-    config, _ = Config.objects.select_for_update().get_or_create(
+    config, created = Config.objects.select_for_update().get_or_create(
         scope=scope, project=project, service=service, key=key, defaults={"value": value}
     )
-    if config.value != value:
+    if created:
+        entry_audit(entry=config, action="create", before=None, actor=actor)
+    elif config.value != value:
+        before = _entry_state(config)
         config.value = value
         config.save(update_fields=["value", "updated_at"])
+        entry_audit(entry=config, action="update", before=before, actor=actor)
     return config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.contrib import admin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from k8x_core.admin import MASK
@@ -85,3 +85,20 @@ def test_notification_rule_secret_and_url_path_hidden(admin_client_: Client) -> 
         body = admin_client_.get(url).content.decode()
         assert PLAIN not in body and rule.secret_ciphertext not in body
         assert "tok3n" not in body and "https://hooks.test/…" in body
+
+
+def test_only_a_superuser_sets_a_projects_retention(admin_client_: Client) -> None:
+    project = Project.objects.create(slug="kept")
+    url = f"/admin/k8x_core/project/{project.pk}/change/"
+    form = {"slug": "kept", "name": "kept", "namespace": project.namespace, "retention_runs_days": "3"}
+    assert admin_client_.post(url, form).status_code == 302
+    project.refresh_from_db()
+    assert project.retention_runs_days == 3
+
+    staff = User.objects.create_user(username="staff", password="pw-staff-1", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["change_project", "view_project"]))
+    client = Client()
+    client.force_login(staff)
+    assert client.post(url, {**form, "retention_runs_days": "90"}).status_code == 302
+    project.refresh_from_db()
+    assert project.retention_runs_days == 3

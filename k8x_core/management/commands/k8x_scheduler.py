@@ -1,5 +1,6 @@
 """``manage.py k8x_scheduler``: emit ``k8x.schedule`` events for services
-whose cron schedule is due (see k8x_core.events.scheduler). Several may run at
+whose cron schedule is due (see k8x_core.events.scheduler), sync git
+repositories and apply retention (k8x_core.retention) when due. Several may run at
 once; each due time is emitted once. With K8X_LEADER_ELECTION only the holder
 of the Lease ``k8x-scheduler`` makes passes (k8x_core.process.leader).
 ``--health-port``: /healthz, /readyz, /metrics. SIGTERM/SIGINT: finish the
@@ -10,9 +11,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
@@ -21,6 +24,7 @@ from k8x_core.catalog.git import repos_sync_due
 from k8x_core.events.scheduler import schedule_process_one
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
 from k8x_core.process.leader import leader_elector_for, leader_loop
+from k8x_core.retention import RetentionResult, retention_apply
 
 logger = logging.getLogger("k8x_core.events.scheduler")
 
@@ -34,6 +38,8 @@ class SchedulerPasses:
         self.backoff = interval
         self.stopping = stopping
         self.stopped = threading.Event()
+        # Monotonic time of the next retention pass (K8X_RETENTION_INTERVAL_SECONDS).
+        self.retention_next = 0.0
 
     def start(self) -> None:
         logger.info("scheduler running, a pass every %.1f s", self.interval)
@@ -51,6 +57,7 @@ class SchedulerPasses:
             # Periodic git sync (K8X_GIT_SYNC_INTERVAL_SECONDS; a no-op at 0),
             # one repository per pass so cron ticks are never held up long.
             repos_sync_due(now=timezone.now(), limit=1)
+            self.retention_step()
         except DatabaseError:
             # The database is away: wait and try again, never crash.
             logger.exception("scheduler pass failed; retrying")
@@ -68,6 +75,15 @@ class SchedulerPasses:
             self.stopping.wait(min(0.2, self.backoff - waited))
             waited += 0.2
         return emitted
+
+    def retention_step(self) -> RetentionResult | None:
+        """A retention pass when one is due; a pass that ran out of batches goes on in the next scheduler pass."""
+        every = settings.K8X_RETENTION_INTERVAL_SECONDS
+        if every <= 0 or time.monotonic() < self.retention_next:
+            return None
+        result = retention_apply(now=timezone.now())
+        self.retention_next = time.monotonic() + (every if result.complete else 0)
+        return result
 
 
 class Command(BaseCommand):

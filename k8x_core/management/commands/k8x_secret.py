@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from k8x_core.audit import Actor
 from k8x_core.keyrotation import RotationFailed, encrypted_fields_rotate
 from k8x_core.models import Project, Secret, Service
 from k8x_core.runs.configs import secret_set
@@ -67,7 +68,13 @@ class Command(BaseCommand):
         if not value:
             raise CommandError("empty value on stdin: nothing was set")
         try:
-            secret = secret_set(key=options["key"], value=value, project=project, service=service)
+            secret = secret_set(
+                key=options["key"],
+                value=value,
+                project=project,
+                service=service,
+                actor=Actor("system", name="k8x_secret"),
+            )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
         except ValueError as exc:

@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_deploy_key_is_ed25519_openssh_and_encrypted_at_rest(project: Project, t
     ],
 )
 def test_repository_settings_are_checked(project: Project, kwargs: dict[str, str], field: str) -> None:
-    args = {"name": "r", "url": "https://example.com/x.git", **kwargs}
+    args: dict[str, Any] = {"name": "r", "url": "https://example.com/x.git", **kwargs}
     with pytest.raises(RepoInvalid) as exc:
         repo_create(project=project, **args)
     assert exc.value.field == field
