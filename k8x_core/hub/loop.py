@@ -4,14 +4,17 @@ One consumed batch is one database transaction:
 
 1. decode every message (``k8x_core.events.ce``) and match it against the in-memory
    ``TriggerIndex`` (no query per event);
-2. one query finds which (project, source, id) keys are already recorded;
-3. in one transaction: bulk insert the Event rows (``matched``, ``unmatched``,
-   ``duplicate``, ``rejected``) and one ``queued`` Run per matched service,
-   and register the launch enqueue for after the commit;
+2. one query finds which (project, source, id) keys of matched events are
+   already recorded;
+3. in one transaction: bulk insert the Event rows (``matched``, ``duplicate``,
+   ``rejected`` and a bounded sample of ``unmatched``: ``k8x_core.hub.unmatched``,
+   which also counts every unmatched event per (project, type)) and one
+   ``queued`` Run per matched service, and register the launch enqueue for
+   after the commit;
 4. dead-letter the rejects, then commit the Kafka offsets.
 
 Exactly one run per (event, service): the partial unique index on
-(source, ce_id, project) for matched/unmatched events is the guard (per
+(source, ce_id, project) for matched events is the guard (per
 project: one project's event never makes another's a duplicate; events
 without a project share one key space, NULL counted as equal). A concurrent hub
 inserting the same event makes our insert fail (after theirs commits); the
@@ -55,6 +58,7 @@ from k8x_core.events.ce import (
 )
 from k8x_core.events.reserved import source_reserved_problem
 from k8x_core.hub.matching import TriggerIndex, trigger_index_load, trigger_index_stamp
+from k8x_core.hub.unmatched import unmatched_count, unmatched_prune, unmatched_sample_pick
 from k8x_core.kafka.consumer import DeadLetterProducer, DeadLetterUnavailable, HubConsumer, HubMessage
 from k8x_core.metrics import HUB_BATCH_SECONDS, HUB_EVENTS, HUB_LAG, HUB_RUNS_QUEUED
 from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, TriggerKind
@@ -375,7 +379,7 @@ def _existing(keys: set[EventKey]) -> dict[EventKey, tuple[int, str]]:
         table = connection.ops.quote_name(Event._meta.db_table)
         sql = (
             f"SELECT id, project_id, source, ce_id, correlation_id FROM {table} "  # noqa: S608 (table name only)
-            "WHERE source = ANY(%s) AND ce_id = ANY(%s) AND outcome IN (%s, %s)"
+            f"WHERE source = ANY(%s) AND ce_id = ANY(%s) AND outcome = '{EventOutcome.MATCHED.value}'"
         )
         with connection.cursor() as cursor:
             cursor.execute(
@@ -383,40 +387,46 @@ def _existing(keys: set[EventKey]) -> dict[EventKey, tuple[int, str]]:
                 [
                     list({s for _, s, _ in keys}),
                     list({i for _, _, i in keys}),
-                    EventOutcome.MATCHED.value,
-                    EventOutcome.UNMATCHED.value,
                 ],
             )
             return {(p, s, i): (pk, cid) for pk, p, s, i, cid in cursor.fetchall() if (p, s, i) in keys}
     rows = Event.objects.filter(
         source__in={s for _, s, _ in keys},
         ce_id__in={i for _, _, i in keys},
-        outcome__in=(EventOutcome.MATCHED, EventOutcome.UNMATCHED),
+        outcome=EventOutcome.MATCHED,
     ).values_list("id", "project_id", "source", "ce_id", "correlation_id")
     return {(p, s, i): (pk, cid) for pk, p, s, i, cid in rows if (p, s, i) in keys}
 
 
 def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerIndex) -> BatchResult:
     result = BatchResult()
-    existing = _existing({d.key for d in decoded})
-    firsts: list[Decoded] = []
+    matched: list[tuple[Decoded, list[int], str]] = []
+    unmatched: list[tuple[Decoded, str]] = []
+    for d in decoded:
+        services, kind, reason = hub_match(d, index=index)
+        if services:
+            matched.append((d, services, kind))
+        else:
+            unmatched.append((d, reason))
+    # Only a matched event can be a redelivery that matters (it would run again).
+    existing = _existing({d.key for d, _s, _k in matched})
     dups: list[Decoded] = []
     seen: set[EventKey] = set()
-    for d in decoded:
+    new_rows: list[Row] = []
+    plans: list[tuple[list[int], str]] = []
+    now = timezone.now()
+    for d, services, kind in matched:
         if d.key in existing or d.key in seen:
             dups.append(d)
         else:
             seen.add(d.key)
-            firsts.append(d)
-
-    now = timezone.now()
-    new_rows: list[Row] = []
-    plans: list[tuple[list[int], str]] = []
-    for d in firsts:
-        services, kind, reason = hub_match(d, index=index)
-        outcome = EventOutcome.MATCHED.value if services else EventOutcome.UNMATCHED.value
-        new_rows.append(_event_row(d, outcome=outcome, reason=reason, now=now))
-        plans.append((services, kind))
+            new_rows.append(_event_row(d, outcome=EventOutcome.MATCHED.value, now=now))
+            plans.append((services, kind))
+    per_type = settings.K8X_HUB_UNMATCHED_SAMPLE
+    sample_rows = [
+        _event_row(d, outcome=EventOutcome.UNMATCHED.value, reason=reason, now=now)
+        for d, reason in unmatched_sample_pick(unmatched, per_type=per_type)
+    ]
     postgres = connection.vendor == "postgresql"
 
     committed = False
@@ -432,7 +442,7 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
             transaction.on_commit(_mark_committed)
             if postgres:
                 # Ids for every event row of the batch (originals, duplicates, rejects).
-                event_ids = iter(_pg_next_ids(Event, len(new_rows) + len(dups) + len(rejected)))
+                event_ids = iter(_pg_next_ids(Event, len(new_rows) + len(dups) + len(rejected) + len(sample_rows)))
                 for row in new_rows:
                     row["id"] = next(event_ids)
             else:
@@ -454,6 +464,7 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
                     )
                 )
             later_rows.extend(_rejected_row(r, now=now) for r in rejected)
+            later_rows.extend(sample_rows)
             runs: list[Row] = []
             run_ids = _uuid4s(sum(len(services) for services, _kind in plans))
             for row, (services, kind) in zip(new_rows, plans, strict=True):
@@ -476,6 +487,10 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
             else:
                 _orm_insert(Event, later_rows)
                 _orm_insert(Run, runs)
+            unmatched_count(items=unmatched, now=now)
+            if sample_rows:
+                types = sorted({(r["project_id"], r["type"]) for r in sample_rows}, key=lambda k: (k[0] or 0, k[1]))
+                unmatched_prune(types=types, per_type=per_type)
             result.run_ids = [r["id"] for r in runs]
             runs_enqueue(run_ids=result.run_ids)
     except Exception as exc:
@@ -485,8 +500,10 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
         # enqueue them. Offsets must not wait for Redis.
         logger.warning("%s runs recorded but not enqueued (the reconciler will): %s", len(result.run_ids), exc)
         result.enqueued = False
-    for row in new_rows:
-        result.counts[row["outcome"]] += 1
+    if new_rows:
+        result.counts[str(EventOutcome.MATCHED)] += len(new_rows)
+    if unmatched:
+        result.counts[str(EventOutcome.UNMATCHED)] += len(unmatched)
     if dups:
         result.counts[str(EventOutcome.DUPLICATE)] += len(dups)
     if rejected:
