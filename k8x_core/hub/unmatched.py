@@ -111,12 +111,9 @@ def unmatched_prune(*, types: Sequence[TypeKey], per_type: int) -> None:
     )
     if connection.vendor != "postgresql":
         for project_id, type_ in types:
-            keep = Event.objects.filter(
-                outcome=EventOutcome.UNMATCHED, project_id=project_id, type=type_
-            ).order_by("-id")[:per_type]
-            Event.objects.filter(outcome=EventOutcome.UNMATCHED, project_id=project_id, type=type_).exclude(
-                id__in=list(keep.values_list("id", flat=True))
-            ).filter(runs__isnull=True).delete()
+            group = Event.objects.filter(outcome=EventOutcome.UNMATCHED, project_id=project_id, type=type_)
+            newest = list(group.order_by("-id").values_list("id", flat=True)[:per_type])
+            group.exclude(id__in=newest).filter(runs__isnull=True).delete()
         return
     with connection.cursor() as cursor:
         cursor.execute(
