@@ -425,7 +425,9 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
     per_type = settings.K8X_HUB_UNMATCHED_SAMPLE
     sample_rows = [
         _event_row(d, outcome=EventOutcome.UNMATCHED.value, reason=reason, now=now)
-        for d, reason in unmatched_sample_pick(unmatched, per_type=per_type)
+        for d, reason in unmatched_sample_pick(
+            unmatched, per_type=per_type, window_seconds=settings.K8X_HUB_UNMATCHED_SAMPLE_SECONDS
+        )
     ]
     postgres = connection.vendor == "postgresql"
 

@@ -5,12 +5,14 @@ made an unmatched event cost as much as a matched one. Per batch the hub now:
 
 - counts them per (project, type) in ``UnmatchedCount``: one upsert statement,
   rows in key order (two hubs never wait on each other in a cycle);
-- keeps a bounded sample as ordinary ``unmatched`` Event rows: at most
-  ``K8X_HUB_UNMATCHED_SAMPLE`` per (project, type), the newest, so the
-  console's Events page filtered on ``unmatched`` ("why didn't my service
-  run?") still shows recent ones with their payload and reason. The sample
-  rows go into the batch's one COPY; one DELETE per batch prunes each touched
-  (project, type) back to the bound.
+- keeps a bounded sample as ordinary ``unmatched`` Event rows: each (project,
+  type) may write ``K8X_HUB_UNMATCHED_SAMPLE`` rows per
+  ``K8X_HUB_UNMATCHED_SAMPLE_SECONDS`` (the newest of a batch first), and the
+  table keeps the newest ``K8X_HUB_UNMATCHED_SAMPLE`` per (project, type), so
+  the console's Events page filtered on ``unmatched`` ("why didn't my service
+  run?") shows recent ones with their payload and reason; a quiet type keeps
+  every event. The sample rows go into the batch's one COPY; one DELETE per
+  batch prunes the (project, type)s that got new rows back to the bound.
 
 An unmatched event is not a redelivery guard: an unmatched redelivery creates
 no run, so it is counted (and maybe sampled) again, never ``duplicate``. The
@@ -19,6 +21,7 @@ unique (project, source, id) index covers ``matched`` events only.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -40,24 +43,56 @@ def _type_key(item: Decoded) -> TypeKey:
     return (item.project_id, str(item.event["type"]))
 
 
-def unmatched_sample_pick(items: Sequence[tuple[Decoded, str]], *, per_type: int) -> list[tuple[Decoded, str]]:
-    """The newest ``per_type`` unmatched events of each (project, type) in the
-    batch (one per event key), in batch order."""
-    if per_type <= 0:
+# (project, type) -> (start of its current window, sample rows written in it).
+# Cleared when full rather than evicted one by one, like the type cache.
+_windows: dict[TypeKey, tuple[float, int]] = {}
+_WINDOWS_MAX = 10_000
+
+
+def unmatched_sample_pick(
+    items: Sequence[tuple[Decoded, str]], *, per_type: int, window_seconds: float, now: float | None = None
+) -> list[tuple[Decoded, str]]:
+    """The unmatched events of a batch to keep as sample rows: per (project,
+    type) at most ``per_type`` per ``window_seconds`` (this process's budget),
+    the newest of the batch first, one per event key; in batch order.
+
+    Writing the newest ``per_type`` of every batch would write (and prune)
+    most events when many types share a bus (20 types x 20 rows = 400 of a
+    500-event batch); a budget per window bounds the writes at
+    types x per_type per window, and a quiet type still keeps every event."""
+    if per_type <= 0 or not items:
         return []
-    kept: dict[TypeKey, int] = Counter()
+    clock = time.monotonic() if now is None else now
+    if len(_windows) >= _WINDOWS_MAX:
+        _windows.clear()
+    left: dict[TypeKey, int] = {}
     keys: set[tuple[int | None, str, str]] = set()
     picked: list[tuple[Decoded, str]] = []
     for item in reversed(items):
         d = item[0]
         tk = _type_key(d)
-        if kept[tk] >= per_type or d.key in keys:
+        budget = left.get(tk)
+        if budget is None:
+            started, used = _windows.get(tk, (clock, 0))
+            if clock - started >= window_seconds:
+                started, used = clock, 0
+            _windows[tk] = (started, used)
+            budget = left[tk] = per_type - used
+        if budget <= 0 or d.key in keys:
             continue
-        kept[tk] += 1
+        left[tk] = budget - 1
         keys.add(d.key)
         picked.append(item)
+    for tk, budget in left.items():
+        started, _used = _windows[tk]
+        _windows[tk] = (started, per_type - budget)
     picked.reverse()
     return picked
+
+
+def unmatched_sample_reset() -> None:
+    """Forget the sampling windows (tests; a process starts with none)."""
+    _windows.clear()
 
 
 def unmatched_count(*, items: Sequence[tuple[Decoded, str]], now: datetime) -> None:

@@ -14,10 +14,12 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from k8x_core.hub.loop import Decoded
+from k8x_core.hub.unmatched import unmatched_sample_pick, unmatched_sample_reset
 from k8x_core.metrics import REGISTRY
 from k8x_core.models import Event, EventOutcome, Run, UnmatchedCount
 
-from .conftest import event, produce_events
+from .conftest import event, message, produce_events
 from .test_kafka import committed, make_hub, run_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db(transaction=True)]
@@ -42,6 +44,8 @@ def test_unmatched_events_are_counted_and_a_bounded_sample_is_kept(
     make_service: Callable[..., Any], make_topic: Callable[..., str], group: str, queue_name: str, settings: Any
 ) -> None:
     settings.K8X_HUB_UNMATCHED_SAMPLE = 5
+    # A fresh sampling budget every batch: the window itself is shown below.
+    settings.K8X_HUB_UNMATCHED_SAMPLE_SECONDS = 0
     make_service("orders", triggers=[{"event_type": ORDERS}])
     noise = [event(NOISE) for _ in range(30)]
     quiet = [event(QUIET) for _ in range(3)]
@@ -82,3 +86,26 @@ def test_unmatched_events_are_counted_and_a_bounded_sample_is_kept(
     client.force_login(admin)
     page = client.get(reverse("console:event_list"), {"outcome": "unmatched"}).content.decode()
     assert QUIET in page and NOISE in page and ORDERS not in page
+
+
+def decoded(type_: str) -> tuple[Decoded, str]:
+    ev = event(type_)
+    return Decoded(message(ev), ev, None, "c", None, 0, ""), "no active trigger matches"
+
+
+def test_each_type_writes_at_most_its_sample_per_window() -> None:
+    """20 busy types on one bus: the sample writes 3 rows per type per
+    window, not the newest 3 of every batch; a new window refills it."""
+    unmatched_sample_reset()
+    busy = [decoded(f"org.noise.t{i % 20}") for i in range(500)]
+    first = unmatched_sample_pick(busy, per_type=3, window_seconds=10, now=100.0)
+    assert len(first) == 60
+    # The newest of the batch, in batch order.
+    assert [d.event["id"] for d, _ in first] == [d.event["id"] for d, _ in busy[-60:]]
+    assert unmatched_sample_pick(busy, per_type=3, window_seconds=10, now=105.0) == []
+    quiet = [decoded("org.quiet")]
+    assert unmatched_sample_pick(quiet, per_type=3, window_seconds=10, now=105.0) == quiet
+    assert len(unmatched_sample_pick(busy, per_type=3, window_seconds=10, now=110.0)) == 60
+    # One row per event key: a redelivery within the batch is not sampled twice.
+    again = decoded("org.again")
+    assert unmatched_sample_pick([again, again], per_type=3, window_seconds=10, now=200.0) == [again]
