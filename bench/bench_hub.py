@@ -213,9 +213,9 @@ def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> Mix
             while counted < n:
                 assert proc.poll() is None, f"k8x_hub exited {proc.returncode}; see {log}"
                 assert time.monotonic() < deadline, f"k8x_hub counted {counted} of {n} events; see {log}"
-                m = _metrics(port)
+                progress = _metrics(port)
                 now = time.perf_counter()
-                total = sum(v for k, v in m.items() if not k.startswith("_"))
+                total = sum(v for k, v in progress.items() if not k.startswith("_"))
                 if total > counted:
                     last_change = now
                     deadline = time.monotonic() + 120
@@ -230,7 +230,7 @@ def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> Mix
             hub_s = last_change - (first or last_change)
             hub_cpu = _proc_cpu_s(proc.pid) - cpu0
             hub_rss = _proc_status_mb(proc.pid, "VmHWM")
-            m = _metrics(port)
+            metrics = _metrics(port)
         finally:
             proc.terminate()
             try:
@@ -255,7 +255,7 @@ def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> Mix
             UnmatchedCount.objects.filter(project=None, type__startswith="bench.noise.").values_list("count", flat=True)
         )
         expect_matched = {100: n, 10: sum(1 for i in range(n) if i % 1000 >= 900), 1: (n + 99) // 100}[mix]
-        assert matched == expect_matched == m.get("matched", 0), (matched, expect_matched, m)
+        assert matched == expect_matched == metrics.get("matched", 0), (matched, expect_matched, metrics)
         assert runs == matched, (runs, matched)
         if mix == 1:
             assert unmatched == n - matched, (unmatched, n - matched)
@@ -269,8 +269,8 @@ def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> Mix
             hub_cpu_s=hub_cpu,
             hub_rss_mb=hub_rss,
             hub_idle_rss_mb=idle_rss,
-            batches=int(m.get("_batches", 0)),
-            batch_mean_ms=m.get("_batch_seconds", 0.0) / max(1.0, m.get("_batches", 0.0)) * 1000,
+            batches=int(metrics.get("_batches", 0)),
+            batch_mean_ms=metrics.get("_batch_seconds", 0.0) / max(1.0, metrics.get("_batches", 0.0)) * 1000,
             decode_us=decode_us,
             match_us=match_us,
             load=load,

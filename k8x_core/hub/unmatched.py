@@ -111,7 +111,7 @@ def unmatched_count(*, items: Sequence[tuple[Decoded, str]], now: datetime) -> N
     if connection.vendor != "postgresql":
         # The portable path (SQLite in the embedded mode): one upsert per type.
         for (project_id, type_), n in ordered:
-            changed = UnmatchedCount.objects.filter(project_id=project_id, type=type_).update(
+            changed = UnmatchedCount.objects.filter(project=project_id, type=type_).update(
                 count=F("count") + n, last_seen_at=now
             )
             if not changed:
@@ -146,7 +146,7 @@ def unmatched_prune(*, types: Sequence[TypeKey], per_type: int) -> None:
     )
     if connection.vendor != "postgresql":
         for project_id, type_ in types:
-            group = Event.objects.filter(outcome=EventOutcome.UNMATCHED, project_id=project_id, type=type_)
+            group = Event.objects.filter(outcome=EventOutcome.UNMATCHED, project=project_id, type=type_)
             newest = list(group.order_by("-id").values_list("id", flat=True)[:per_type])
             group.exclude(id__in=newest).filter(runs__isnull=True).delete()
         return
