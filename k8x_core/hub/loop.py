@@ -53,6 +53,7 @@ from k8x_core.events.ce import (
     CloudEventInvalid,
     ce_correlation_id,
     ce_from_kafka,
+    ce_is_json_media,
     ce_new_correlation_id,
     ce_time_parse,
 )
@@ -101,6 +102,7 @@ class Decoded:
     correlation_id: str
     time: datetime | None
     size: int
+    # JSON text and its UTF-8 size; "" and -1 until needed (``_payload``).
     payload_json: str
 
     @property
@@ -165,13 +167,11 @@ def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejecte
             if isinstance(value, str) and limit and len(value) > limit:
                 raise EventRejected(f"attribute '{name}' is longer than {limit} characters")
         # PostgreSQL text and jsonb refuse NUL characters and lone surrogates.
-        text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-        if "\\u0000" in text and _NUL_ESCAPE_RE.search(text):
-            raise EventRejected("event contains a NUL character (\\u0000), which cannot be stored")
-        try:
-            size = len(text.encode())
-        except UnicodeEncodeError as exc:
-            raise EventRejected(f"event contains text that is not valid Unicode: {exc.reason}") from exc
+        if _plainly_storable(message, event):
+            # Serialised only if it is stored (most unmatched events never are).
+            text, size = "", -1
+        else:
+            text, size = _payload_checked(event)
         correlation = ce_correlation_id(event)
         if len(correlation) > _CORRELATION_MAX:
             raise EventRejected(f"extension '{EXT_CORRELATION_ID}' is longer than {_CORRELATION_MAX} characters")
@@ -187,6 +187,45 @@ def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejecte
     except (ValueError, TypeError, RecursionError) as exc:
         return Rejected(message, f"event could not be processed: {type(exc).__name__}: {exc}", event)
     return Decoded(message, event, project_id, correlation or ce_new_correlation_id(), when, size, text)
+
+
+def _payload_checked(event: dict[str, Any]) -> tuple[str, int]:
+    """The event as stored (JSON text) and its size; EventRejected if it
+    holds what PostgreSQL refuses (NUL, lone surrogates)."""
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    if "\\u0000" in text and _NUL_ESCAPE_RE.search(text):
+        raise EventRejected("event contains a NUL character (\\u0000), which cannot be stored")
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError as exc:
+        raise EventRejected(f"event contains text that is not valid Unicode: {exc.reason}") from exc
+    return text, size
+
+
+def _plainly_storable(message: HubMessage, event: dict[str, Any]) -> bool:
+    """True when the decoded event cannot hold a NUL or a lone surrogate: no
+    NUL byte anywhere, no ``\\u`` escape and strict UTF-8 in the value, and
+    data parsed as JSON (or absent). Anything else takes the full check."""
+    value = message.value or b""
+    if b"\\u" in value or b"\x00" in value or "data_base64" in event:
+        return False
+    content_type = event.get("datacontenttype")
+    if content_type is not None and not ce_is_json_media(content_type):
+        return False
+    if any(b"\x00" in v for _name, v in message.headers):
+        return False
+    try:
+        # json.loads decodes bytes with "surrogatepass": UTF-8-encoded surrogates would get through.
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _payload(item: Decoded) -> tuple[str, int]:
+    if item.size < 0:
+        item.payload_json, item.size = _payload_checked(item.event)
+    return item.payload_json, item.size
 
 
 # --- matching -------------------------------------------------------------------
@@ -256,6 +295,7 @@ def _rejected_row(item: Rejected, *, now: datetime) -> Row:
 
 def _event_row(item: Decoded, *, outcome: str, now: datetime, reason: str = "", duplicate_of: int | None = None) -> Row:
     ev = item.event
+    payload, size = _payload(item)
     return {
         "ce_id": ev["id"],
         "source": ev["source"],
@@ -263,7 +303,7 @@ def _event_row(item: Decoded, *, outcome: str, now: datetime, reason: str = "", 
         "subject": ev.get("subject", ""),
         "time": item.time,
         "datacontenttype": ev.get("datacontenttype", ""),
-        "payload": item.payload_json,
+        "payload": payload,
         "correlation_id": item.correlation_id,
         "outcome": outcome,
         "reason": reason,
@@ -272,7 +312,7 @@ def _event_row(item: Decoded, *, outcome: str, now: datetime, reason: str = "", 
         "kafka_topic": item.message.topic,
         "kafka_partition": item.message.partition,
         "kafka_offset": item.message.offset,
-        "size_bytes": item.size,
+        "size_bytes": size,
         "received_at": now,
     }
 
