@@ -117,8 +117,8 @@ class HubConsumer:
             "fetch.message.max.bytes": 16 * 1024 * 1024,
             # librdkafka prefetches up to 100,000 messages / 64 MB by default: on a
             # backlog that alone took the hub past 150 MB RSS. A few batches ahead is enough.
-            "queued.min.messages": 2_000,
-            "queued.max.messages.kbytes": 4 * 1024,
+            "queued.min.messages": 10_000,
+            "queued.max.messages.kbytes": 8 * 1024,
         }
         config.update(extra or {})
         self.topics = list(topics)
