@@ -86,6 +86,8 @@ def test_unmatched_events_are_counted_and_a_bounded_sample_is_kept(
     client.force_login(admin)
     page = client.get(reverse("console:event_list"), {"outcome": "unmatched"}).content.decode()
     assert QUIET in page and NOISE in page and ORDERS not in page
+    # With the count of every unmatched event, beside the sample.
+    assert f'<td class="mono">{NOISE}</td><td>platform</td><td>41</td>' in page
 
 
 def decoded(type_: str) -> tuple[Decoded, str]:
