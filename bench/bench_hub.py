@@ -1,118 +1,157 @@
 """Hub throughput vs a bare confluent-kafka consumer, on the same events, on
-this machine (real Kafka, PostgreSQL, Redis).
+this machine (real Kafka, PostgreSQL, Redis), for three matching mixes:
+
+- ``1%``: a shared bus; 1 event in 100 is ``com.acme.order.created``
+  (service ``orders``, exact type), the rest 20 other types nobody triggers on;
+- ``10%``: every event is ``com.acme.payment.captured``; service ``big-payments``
+  has a glob trigger with a CEL filter true for 10% of them (CEL runs on all);
+- ``100%``: every event triggers ``orders``.
+
+Per mix:
 
 1. N CloudEvents (binary mode) go to a fresh 4-partition topic.
-2. bare: a plain confluent-kafka consumer (fresh group) reads them all.
-3. hub: the hub's loop (fresh group) reads, decodes, matches, records
-   (Event rows + Run rows in one transaction per batch), enqueues the launches
-   in Redis and commits offsets.
-Both are timed from the first message received to the last one handled.
+2. bare: a plain confluent-kafka consumer (fresh group) reads them all,
+   committing after each poll, timed from the first message to the last.
+3. hub: ``python manage.py k8x_hub`` as its own process (fresh group), so its
+   RSS and CPU are its own (``/proc/<pid>``); its progress is read from its
+   ``/metrics`` (``k8x_hub_events_total``) every 20 ms, timed from the first
+   counted event to the last.
+4. the stage split: decode and match (incl. CEL) timed in this process on a
+   5,000-event sample of the mix (pure CPU, no I/O); the remainder of the
+   hub's time per event is recording, enqueuing and committing.
 
-Matching mix: every event triggers service ``orders`` (exact type); service
-``big-orders`` has a glob trigger with a CEL filter true for 10% of events;
-so 1.1 runs per event.
+Every row prints the load average beside it: the machine is shared.
 
-    DATABASE_URL=postgres://k8x:k8x@127.0.0.1:55432/k8x_bench python bench/bench_hub.py [N]
+    DATABASE_URL=postgres://k8x:k8x@127.0.0.1:55432/k8x_bench python bench/bench_hub.py [N] [MIXES]
+
+N defaults to 50,000 per mix; MIXES to ``1,10,100``. ``K8X_HUB_BATCH_SIZE`` in
+the environment reaches the hub process.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import django_ready
+from _common import REPO, django_ready
+
+NOISE_TYPES = 20
 
 
-def clean_up(Event: Any, Project: Any, Run: Any) -> None:
+@dataclass
+class MixResult:
+    mix: int
+    n: int
+    matched: int
+    runs: int
+    bare_s: float
+    hub_s: float
+    hub_cpu_s: float
+    hub_rss_mb: float
+    hub_idle_rss_mb: float
+    batches: int
+    batch_mean_ms: float
+    decode_us: float
+    match_us: float
+    load: tuple[float, float]
+
+
+def clean_up(Event: Any, Project: Any, Run: Any, UnmatchedCount: Any) -> None:
     Run.objects.filter(service__project__slug__startswith="bench-hub-").delete()
     Run.objects.filter(event__source__startswith="/bench-hub/").delete()
     Event.objects.filter(source__startswith="/bench-hub/").delete()
+    UnmatchedCount.objects.filter(type__startswith="bench.noise.").delete()
     Project.objects.filter(slug__startswith="bench-hub-").delete()
 
 
-def _peak_rss_reset() -> bool:
-    """Reset this process's peak RSS (VmHWM), so the hub phase is measured on
-    its own rather than with the producer's buffers (Linux 4.0+)."""
+def _proc_status_mb(pid: int, field: str) -> float:
     try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _current_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
 
 
-def _peak_rss_mb() -> float:
+def _proc_cpu_s(pid: int) -> float:
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _metrics(port: int) -> dict[str, float]:
+    """The hub's own counters: events by outcome, batches and their seconds."""
+    out: dict[str, float] = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
     except OSError:
-        pass
-    import resource
+        return out
+    for line in text.splitlines():
+        if line.startswith("k8x_hub_events_total{"):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            out[outcome] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("k8x_hub_batch_seconds_count "):
+            out["_batches"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("k8x_hub_batch_seconds_sum "):
+            out["_batch_seconds"] = float(line.rsplit(" ", 1)[1])
+    return out
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    django_ready()
+def _event_for(mix: int, i: int, source: str) -> tuple[str, dict[str, Any]]:
+    if mix == 100:
+        return "com.acme.order.created", {"amount": i % 1000, "customer": f"c{i % 97}", "items": [{"sku": "A1"}]}
+    if mix == 10:
+        return "com.acme.payment.captured", {"amount": i % 1000, "customer": f"c{i % 97}", "items": [{"sku": "A1"}]}
+    if i % 100 == 0:
+        return "com.acme.order.created", {"amount": i % 1000, "customer": f"c{i % 97}", "items": [{"sku": "A1"}]}
+    return f"bench.noise.t{i % NOISE_TYPES}", {"n": i, "host": f"h{i % 13}", "items": [{"sku": "A1"}]}
+
+
+def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> MixResult:
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
     from django.conf import settings
-    from rq import Queue
 
     from k8x_core.events.ce import ce_new, ce_to_kafka
-    from k8x_core.hub.loop import Decoded, Hub, hub_decode, hub_match
+    from k8x_core.hub.loop import Decoded, hub_decode, hub_match
     from k8x_core.hub.matching import trigger_index_load
-    from k8x_core.kafka.consumer import DeadLetterProducer, HubConsumer, HubMessage
-    from k8x_core.models import Event, Project, Run, Service, Trigger
-    from k8x_core.runs.queue import launch_queue
+    from k8x_core.kafka.consumer import HubMessage
+    from k8x_core.models import Event, EventOutcome, Run, UnmatchedCount
 
-    clean_up(Event, Project, Run)  # what an interrupted earlier run left
     bootstrap = settings.KAFKA_BOOTSTRAP_SERVERS
-    tag = uuid.uuid4().hex[:10]
-    topic, dlq = f"k8x.bench.hub.{tag}", f"k8x.bench.hub.{tag}.dlq"
-    queue_name = f"k8x-bench-{tag}"
-    settings.K8X_QUEUE = queue_name
-    settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_name: {"URL": settings.REDIS_URL}}
+    topic, dlq = f"k8x.bench.hub.{tag}.m{mix}", f"k8x.bench.hub.{tag}.m{mix}.dlq"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for fut in admin.create_topics(
         [NewTopic(topic, num_partitions=4, replication_factor=1), NewTopic(dlq, num_partitions=1, replication_factor=1)]
     ).values():
         fut.result(timeout=30)
-    project = Project.objects.create(slug=f"bench-hub-{tag}")
-    orders = Service.objects.create(project=project, name="orders", image="busybox")
-    big = Service.objects.create(project=project, name="big-orders", image="busybox")
-    Trigger.objects.create(service=orders, event_type="com.acme.order.created")
-    Trigger.objects.create(service=big, event_type="com.acme.order.*", cel_expression="event.data.amount >= 900")
-    source = f"/bench-hub/{tag}"
-    groups: list[str] = []
+    source = f"/bench-hub/{tag}/m{mix}"
+    groups = [f"k8x-bench-bare-{tag}-m{mix}", f"k8x-bench-hub-{tag}-m{mix}"]
     try:
-        # 1. produce
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1_000_000})
         sample: list[HubMessage] = []
-        t0 = time.perf_counter()
         for i in range(n):
-            ev = ce_new(
-                type="com.acme.order.created",
-                source=source,
-                subject=f"order-{i}",
-                data={"amount": i % 1000, "customer": f"c{i % 97}", "items": [{"sku": "A1", "qty": 1}]},
-            )
-            key, headers, value = ce_to_kafka(ev)
+            type_, data = _event_for(mix, i, source)
+            key, headers, value = ce_to_kafka(ce_new(type=type_, source=source, subject=f"s-{i}", data=data))
             if i < 5000:
                 sample.append(HubMessage(topic, 0, i, key, list(headers), value))
             while True:
@@ -122,18 +161,11 @@ def main() -> None:
                 except BufferError:
                     producer.poll(0.05)
         producer.flush(120)
-        produce_s = time.perf_counter() - t0
+        del producer
 
-        # 2. bare consumer
-        group = f"k8x-bench-bare-{tag}"
-        groups.append(group)
         bare = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": group,
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
+            {"bootstrap.servers": bootstrap, "group.id": groups[0], "auto.offset.reset": "earliest"}
+            | {"enable.auto.commit": False}
         )
         bare.subscribe([topic])
         seen = 0
@@ -152,38 +184,68 @@ def main() -> None:
         bare_s = time.perf_counter() - (first or 0)
         bare.close()
 
-        # 3. the hub
-        del producer
-        rss_reset = _peak_rss_reset()
-        rss_start = _current_rss_mb()
-        group = f"k8x-bench-hub-{tag}"
-        groups.append(group)
-        hub = Hub(consumer=HubConsumer(topics=[topic], group=group), dead_letters=DeadLetterProducer(topic=dlq))
-        originals = 0
-        runs = 0
-        first = None
-        batch_times: list[float] = []
-        cpu0 = time.process_time()
-        while originals < n:
-            b0 = time.perf_counter()
-            result = hub.step()
-            if result is None:
-                continue
-            if first is None:
-                first = b0
-            batch_times.append(time.perf_counter() - b0)
-            # A broker restart during the run redelivers some: those are duplicates.
-            originals += result.counts.get("matched", 0) + result.counts.get("unmatched", 0)
-            runs += len(result.run_ids)
-        hub_s = time.perf_counter() - (first or 0)
-        hub_cpu = time.process_time() - cpu0
-        hub.close()
-        hub_rss = _peak_rss_mb()
+        # The hub as its own process.
+        port = _free_port()
+        env = dict(os.environ)
+        env.update(
+            K8X_EVENTS_TOPIC=topic,
+            K8X_DLQ_TOPIC=dlq,
+            K8X_HUB_GROUP=groups[1],
+            K8X_QUEUE=queue_name,
+            PYTHONUNBUFFERED="1",
+        )
+        log = Path(tempfile.gettempdir()) / f"bench-hub-{tag}-m{mix}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "manage.py", "k8x_hub", "--health-port", str(port)],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 120
+            idle_rss = 0.0
+            counted = 0.0
+            first = None
+            cpu0 = 0.0
+            last_change = time.perf_counter()
+            while counted < n:
+                assert proc.poll() is None, f"k8x_hub exited {proc.returncode}; see {log}"
+                assert time.monotonic() < deadline, f"k8x_hub counted {counted} of {n} events; see {log}"
+                progress = _metrics(port)
+                now = time.perf_counter()
+                total = sum(v for k, v in progress.items() if not k.startswith("_"))
+                if total > counted:
+                    last_change = now
+                    deadline = time.monotonic() + 120
+                if progress and not idle_rss:
+                    # Serving /metrics, nothing recorded yet: set up, before its first batch.
+                    idle_rss = _proc_status_mb(proc.pid, "VmRSS")
+                if first is None:
+                    if total == 0:
+                        cpu0 = _proc_cpu_s(proc.pid)
+                    else:
+                        first = now
+                counted = total
+                time.sleep(0.02)
+            hub_s = last_change - (first or last_change)
+            hub_cpu = _proc_cpu_s(proc.pid) - cpu0
+            hub_rss = _proc_status_mb(proc.pid, "VmHWM")
+            metrics = _metrics(port)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        load = os.getloadavg()[:2]
 
-        # Where the hub's time goes (pure CPU stages, on a sample, no I/O).
         index = trigger_index_load()
+        for msg in sample[:500]:  # warm up (caches, first-use imports)
+            hub_decode(msg, index=index)
         t0 = time.perf_counter()
-        decoded = [hub_decode(m, index=index) for m in sample]
+        decoded = [hub_decode(msg, index=index) for msg in sample]
         decode_us = (time.perf_counter() - t0) / len(sample) * 1e6
         t0 = time.perf_counter()
         for d in decoded:
@@ -191,48 +253,33 @@ def main() -> None:
                 hub_match(d, index=index)
         match_us = (time.perf_counter() - t0) / len(sample) * 1e6
 
-        in_db = Event.objects.filter(source=source, outcome__in=["matched", "unmatched"]).count()
-        runs_db = Run.objects.filter(service__project=project).count()
-        jobs = launch_queue().count
-        assert in_db == n, f"{in_db} events recorded, expected {n}"
-        assert runs_db == runs, (runs_db, runs)
-        batch_times.sort()
-        rows: list[tuple[str, Any, Any, Any]] = [
-            ("produce (setup)", n, produce_s, "-"),
-            ("bare confluent-kafka consumer", n, bare_s, 1.0),
-            ("hub (decode+match+record+enqueue+commit)", n, hub_s, (n / hub_s) / (n / bare_s)),
-        ]
-        print(f"\nhub benchmark: {n} events, {runs} runs ({runs / n:.2f} per event), {jobs} launch jobs in Redis")
-        print(f"{'stage':<44}{'events':>8}{'seconds':>10}{'events/s':>12}{'ratio vs bare':>15}")
-        for name, count, secs, ratio in rows:
-            r = f"{ratio:.2f}" if isinstance(ratio, float) else ratio
-            print(f"{name:<44}{count:>8}{secs:>10.2f}{count / secs:>12,.0f}{r:>15}")
-        p50 = batch_times[len(batch_times) // 2]
-        p99 = batch_times[int(len(batch_times) * 0.99)]
-        print(f"hub batches: {len(batch_times)}, p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
-        per_event = hub_s / n * 1e6
-        print(
-            f"hub per event: {per_event:.0f} us = decode {decode_us:.0f} + match (incl. CEL) {match_us:.0f}"
-            f" + record/enqueue/commit {per_event - decode_us - match_us:.0f}"
+        matched = Event.objects.filter(source=source, outcome=EventOutcome.MATCHED).count()
+        runs = Run.objects.filter(event__source=source).count()
+        unmatched = sum(
+            UnmatchedCount.objects.filter(project=None, type__startswith="bench.noise.").values_list("count", flat=True)
         )
-        print(
-            f"hub process CPU: {hub_cpu / hub_s:.2f} of a core on average"
-            " (the rest of the time it waits for PostgreSQL, Redis and Kafka round trips)"
+        expect_matched = {100: n, 10: sum(1 for i in range(n) if i % 1000 >= 900), 1: (n + 99) // 100}[mix]
+        assert matched == expect_matched == metrics.get("matched", 0), (matched, expect_matched, metrics)
+        assert runs == matched, (runs, matched)
+        if mix == 1:
+            assert unmatched == n - matched, (unmatched, n - matched)
+        return MixResult(
+            mix=mix,
+            n=n,
+            matched=matched,
+            runs=runs,
+            bare_s=bare_s,
+            hub_s=hub_s,
+            hub_cpu_s=hub_cpu,
+            hub_rss_mb=hub_rss,
+            hub_idle_rss_mb=idle_rss,
+            batches=int(metrics.get("_batches", 0)),
+            batch_mean_ms=metrics.get("_batch_seconds", 0.0) / max(1.0, metrics.get("_batches", 0.0)) * 1000,
+            decode_us=decode_us,
+            match_us=match_us,
+            load=load,
         )
-        rss_ok = "MET" if hub_rss <= 150 else "NOT MET"
-        scope = "hub phase" if rss_reset else "whole bench process"
-        print(
-            f"hub peak RSS ({scope}): {hub_rss:.0f} MB (target <= 150 MB: {rss_ok});"
-            f" {rss_start:.0f} MB at its start (this process also ran the producer and the bare consumer)"
-        )
-        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work skews all rows)")
-        target = "MET" if n / hub_s >= 10_000 and (n / hub_s) / (n / bare_s) >= 0.5 else "NOT MET"
-        print(f"target (>= 10,000 events/s and >= 0.5x bare): {target}")
     finally:
-        q = Queue(queue_name, connection=launch_queue().connection)
-        q.empty()
-        q.delete(delete_jobs=True)
-        clean_up(Event, Project, Run)
         for fut in admin.delete_topics([topic, dlq]).values():
             fut.result(timeout=30)
         try:
@@ -240,6 +287,72 @@ def main() -> None:
                 fut.result()
         except Exception as exc:
             print(f"(consumer group clean-up: {exc})")
+
+
+TARGETS = {1: (20_000, 0.35), 10: (10_000, 0.0), 100: (5_000, 0.0)}
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+    mixes = [int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "1,10,100").split(",")]
+    django_ready()
+    from django.conf import settings
+    from rq import Queue
+
+    from k8x_core.models import Event, Project, Run, Service, Trigger, UnmatchedCount
+    from k8x_core.runs.queue import launch_queue
+
+    clean_up(Event, Project, Run, UnmatchedCount)  # what an interrupted earlier run left
+    tag = uuid.uuid4().hex[:10]
+    queue_name = f"k8x-bench-{tag}"
+    settings.K8X_QUEUE = queue_name
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_name: {"URL": settings.REDIS_URL}}
+    project = Project.objects.create(slug=f"bench-hub-{tag}")
+    orders = Service.objects.create(project=project, name="orders", image="busybox")
+    big = Service.objects.create(project=project, name="big-payments", image="busybox")
+    Trigger.objects.create(service=orders, event_type="com.acme.order.created")
+    Trigger.objects.create(service=big, event_type="com.acme.payment.*", cel_expression="event.data.amount >= 900")
+    results: list[MixResult] = []
+    try:
+        for mix in mixes:
+            results.append(run_mix(mix=mix, n=n, project=project, queue_name=queue_name, tag=tag))
+            UnmatchedCount.objects.filter(type__startswith="bench.noise.").delete()
+    finally:
+        q = Queue(queue_name, connection=launch_queue().connection)
+        q.empty()
+        q.delete(delete_jobs=True)
+        clean_up(Event, Project, Run, UnmatchedCount)
+
+    batch = os.environ.get("K8X_HUB_BATCH_SIZE", str(settings.K8X_HUB_BATCH_SIZE))
+    print(f"\nhub benchmark: {n} events per mix, hub = `manage.py k8x_hub` process, batch size {batch}")
+    head = (
+        f"{'mix':>5}{'runs':>8}{'bare ev/s':>11}{'hub ev/s':>10}{'ratio':>7}{'decode':>8}{'match':>7}"
+        f"{'rest':>7}{'batch':>8}{'CPU':>6}{'RSS MB':>13}{'load 1/5m':>11}  target"
+    )
+    print(head)
+    print(f"{'':>48}{'(us per event)':<22}{'ms':>3}{'core':>6}{'peak (idle)':>13}")
+    for r in results:
+        hub_rate = r.n / r.hub_s if r.hub_s else float("nan")
+        bare_rate = r.n / r.bare_s
+        ratio = hub_rate / bare_rate
+        per_event = 1e6 / hub_rate
+        rate_t, ratio_t = TARGETS[r.mix]
+        met = hub_rate >= rate_t and ratio >= ratio_t
+        target = f">= {rate_t:,}/s" + (f", >= {ratio_t}x" if ratio_t else "") + (" MET" if met else " NOT MET")
+        print(
+            f"{str(r.mix) + '%':>5}{r.runs:>8}{bare_rate:>11,.0f}{hub_rate:>10,.0f}{ratio:>7.2f}{r.decode_us:>8.0f}"
+            f"{r.match_us:>7.0f}{per_event - r.decode_us - r.match_us:>7.0f}{r.batch_mean_ms:>8.1f}"
+            f"{r.hub_cpu_s / r.hub_s if r.hub_s else 0:>6.2f}{f'{r.hub_rss_mb:.0f} ({r.hub_idle_rss_mb:.0f})':>13}"
+            f"{f'{r.load[0]:.1f}/{r.load[1]:.1f}':>11}  {target}"
+        )
+    print(
+        "decode, match: this process, 5,000-event sample, no I/O; rest = hub time per event - decode - match"
+        " (recording, enqueuing, committing, Kafka polls); batch = mean of k8x_hub_batch_seconds;"
+        " CPU = the hub process's utime+stime / its wall time; RSS: peak (VmHWM) and once serving /metrics"
+        " before its first batch."
+    )
+    rss_ok = all(r.hub_rss_mb <= 150 for r in results)
+    print(f"hub RSS target (<= 150 MB under load): {'MET' if rss_ok else 'NOT MET'}; machine: {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
-from k8x_core.models import ROLE_RANK, Event, Membership, Project, Role, Run, Service
+from k8x_core.models import ROLE_RANK, Event, Membership, Project, Role, Run, Service, UnmatchedCount
 from k8x_core.projects import project_allows, project_role, projects_visible
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -72,6 +72,13 @@ def events_visible(*, user: AnyUser) -> QuerySet[Event]:
     """Events of the user's projects (see ``events_of_projects``)."""
     ids = _visible_project_ids(user)
     return Event.objects.all() if ids is None else events_of_projects(project_ids=ids)
+
+
+def unmatched_counts_visible(*, user: AnyUser) -> QuerySet[UnmatchedCount]:
+    """Unmatched-event counts of the user's projects (the hub stores only a sample of those events)."""
+    ids = _visible_project_ids(user)
+    qs = UnmatchedCount.objects.select_related("project")
+    return qs if ids is None else qs.filter(project_id__in=ids)
 
 
 def events_of_projects(*, project_ids: Any) -> QuerySet[Event]:

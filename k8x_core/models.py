@@ -315,11 +315,14 @@ class Event(models.Model):
             # rejects are recorded beside the original, outside the guard.
             # COALESCE: events without a project share one key (NULLs would
             # be distinct in a unique index), on PostgreSQL and SQLite alike.
+            # Matched events only: an unmatched event is a bounded sample
+            # (k8x_core.hub.unmatched), recorded beside the guard like
+            # duplicates and rejects; its redelivery creates no run.
             models.UniqueConstraint(
                 F("source"),
                 F("ce_id"),
                 Coalesce(F("project"), Value(0)),
-                condition=Q(outcome__in=[EventOutcome.MATCHED, EventOutcome.UNMATCHED]),
+                condition=Q(outcome=EventOutcome.MATCHED),
                 name="event_unique_project_source_id",
             ),
             models.CheckConstraint(condition=Q(outcome__in=EventOutcome.values), name="event_outcome_valid"),
@@ -333,10 +336,37 @@ class Event(models.Model):
             models.Index(fields=["outcome", "-received_at"], name="event_outcome_time"),
             models.Index(fields=["-received_at"], name="event_time"),
             models.Index(fields=["project", "-received_at"], name="event_project_time"),
+            # The hub prunes the unmatched sample per (type, project) newest first.
+            models.Index(
+                fields=["type", "project", "-id"],
+                condition=Q(outcome=EventOutcome.UNMATCHED),
+                name="event_unmatched_sample",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.source}#{self.ce_id} ({self.outcome})"
+
+
+class UnmatchedCount(models.Model):
+    """Unmatched events counted per (project, type): the hub keeps only a
+    sample of them as Event rows (k8x_core.hub.unmatched) and adds here once
+    per batch."""
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=255)
+    count = models.BigIntegerField(default=0)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(Coalesce(F("project"), Value(0)), F("type"), name="unmatchedcount_project_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} in {self.project_id}: {self.count} unmatched"
 
 
 class RunStatus(models.TextChoices):

@@ -11,12 +11,19 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.forms import EventFilterForm, SendEventForm
-from console.permissions import Role, events_visible, get_event_or_404, projects_with_role, runs_visible
+from console.permissions import (
+    Role,
+    events_visible,
+    get_event_or_404,
+    projects_with_role,
+    runs_visible,
+    unmatched_counts_visible,
+)
 from console.views.common import keyset_page, request_user
 from console.views.redrive import redrive_allowed
 from k8x_core.catalog import services as service_domain
 from k8x_core.events.ingest import IngestRefused
-from k8x_core.models import Event, Project
+from k8x_core.models import Event, EventOutcome, Project
 
 
 @login_required
@@ -25,16 +32,23 @@ def event_list(request: HttpRequest) -> HttpResponse:
     user = request_user(request)
     form = EventFilterForm(request.GET or None)
     events = events_visible(user=user).select_related("project")
+    counts = None
     if form.is_valid():
         if form.cleaned_data["outcome"]:
             events = events.filter(outcome=form.cleaned_data["outcome"])
         if form.cleaned_data["type"]:
             events = events.filter(type__startswith=form.cleaned_data["type"].strip())
+        if form.cleaned_data["outcome"] == EventOutcome.UNMATCHED:
+            # Only a sample of unmatched events is stored; every one is counted.
+            counts = unmatched_counts_visible(user=user)
+            if form.cleaned_data["type"]:
+                counts = counts.filter(type__startswith=form.cleaned_data["type"].strip())
+            counts = counts.order_by("-last_seen_at")[:50]
     if request.GET.get("project"):
         # A project's own events (its rejects included), e.g. from the project's pages.
         events = events.filter(project__slug=request.GET["project"])
     page = keyset_page(request, events, time_field="received_at", pk_type=int)
-    return render(request, "console/events/list.html", {"form": form, "page": page})
+    return render(request, "console/events/list.html", {"form": form, "page": page, "unmatched_counts": counts})
 
 
 def _replay_project(user: object, event: Event) -> Project | None:

@@ -4,14 +4,17 @@ One consumed batch is one database transaction:
 
 1. decode every message (``k8x_core.events.ce``) and match it against the in-memory
    ``TriggerIndex`` (no query per event);
-2. one query finds which (project, source, id) keys are already recorded;
-3. in one transaction: bulk insert the Event rows (``matched``, ``unmatched``,
-   ``duplicate``, ``rejected``) and one ``queued`` Run per matched service,
-   and register the launch enqueue for after the commit;
+2. one query finds which (project, source, id) keys of matched events are
+   already recorded;
+3. in one transaction: bulk insert the Event rows (``matched``, ``duplicate``,
+   ``rejected`` and a bounded sample of ``unmatched``: ``k8x_core.hub.unmatched``,
+   which also counts every unmatched event per (project, type)) and one
+   ``queued`` Run per matched service, and register the launch enqueue for
+   after the commit;
 4. dead-letter the rejects, then commit the Kafka offsets.
 
 Exactly one run per (event, service): the partial unique index on
-(source, ce_id, project) for matched/unmatched events is the guard (per
+(source, ce_id, project) for matched events is the guard (per
 project: one project's event never makes another's a duplicate; events
 without a project share one key space, NULL counted as equal). A concurrent hub
 inserting the same event makes our insert fail (after theirs commits); the
@@ -50,11 +53,13 @@ from k8x_core.events.ce import (
     CloudEventInvalid,
     ce_correlation_id,
     ce_from_kafka,
+    ce_is_json_media,
     ce_new_correlation_id,
     ce_time_parse,
 )
 from k8x_core.events.reserved import source_reserved_problem
 from k8x_core.hub.matching import TriggerIndex, trigger_index_load, trigger_index_stamp
+from k8x_core.hub.unmatched import unmatched_count, unmatched_prune, unmatched_sample_pick
 from k8x_core.kafka.consumer import DeadLetterProducer, DeadLetterUnavailable, HubConsumer, HubMessage
 from k8x_core.metrics import HUB_BATCH_SECONDS, HUB_EVENTS, HUB_LAG, HUB_RUNS_QUEUED
 from k8x_core.models import Event, EventOutcome, Project, Run, RunStatus, TriggerKind
@@ -97,6 +102,7 @@ class Decoded:
     correlation_id: str
     time: datetime | None
     size: int
+    # JSON text and its UTF-8 size; "" and -1 until needed (``_payload``).
     payload_json: str
 
     @property
@@ -161,13 +167,11 @@ def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejecte
             if isinstance(value, str) and limit and len(value) > limit:
                 raise EventRejected(f"attribute '{name}' is longer than {limit} characters")
         # PostgreSQL text and jsonb refuse NUL characters and lone surrogates.
-        text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-        if "\\u0000" in text and _NUL_ESCAPE_RE.search(text):
-            raise EventRejected("event contains a NUL character (\\u0000), which cannot be stored")
-        try:
-            size = len(text.encode())
-        except UnicodeEncodeError as exc:
-            raise EventRejected(f"event contains text that is not valid Unicode: {exc.reason}") from exc
+        if _plainly_storable(message, event):
+            # Serialised only if it is stored (most unmatched events never are).
+            text, size = "", -1
+        else:
+            text, size = _payload_checked(event)
         correlation = ce_correlation_id(event)
         if len(correlation) > _CORRELATION_MAX:
             raise EventRejected(f"extension '{EXT_CORRELATION_ID}' is longer than {_CORRELATION_MAX} characters")
@@ -183,6 +187,45 @@ def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejecte
     except (ValueError, TypeError, RecursionError) as exc:
         return Rejected(message, f"event could not be processed: {type(exc).__name__}: {exc}", event)
     return Decoded(message, event, project_id, correlation or ce_new_correlation_id(), when, size, text)
+
+
+def _payload_checked(event: dict[str, Any]) -> tuple[str, int]:
+    """The event as stored (JSON text) and its size; EventRejected if it
+    holds what PostgreSQL refuses (NUL, lone surrogates)."""
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    if "\\u0000" in text and _NUL_ESCAPE_RE.search(text):
+        raise EventRejected("event contains a NUL character (\\u0000), which cannot be stored")
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError as exc:
+        raise EventRejected(f"event contains text that is not valid Unicode: {exc.reason}") from exc
+    return text, size
+
+
+def _plainly_storable(message: HubMessage, event: dict[str, Any]) -> bool:
+    """True when the decoded event cannot hold a NUL or a lone surrogate: no
+    NUL byte anywhere, no ``\\u`` escape and strict UTF-8 in the value, and
+    data parsed as JSON (or absent). Anything else takes the full check."""
+    value = message.value or b""
+    if b"\\u" in value or b"\x00" in value or "data_base64" in event:
+        return False
+    content_type = event.get("datacontenttype")
+    if content_type is not None and not ce_is_json_media(content_type):
+        return False
+    if any(b"\x00" in v for _name, v in message.headers):
+        return False
+    try:
+        # json.loads decodes bytes with "surrogatepass": UTF-8-encoded surrogates would get through.
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _payload(item: Decoded) -> tuple[str, int]:
+    if item.size < 0:
+        item.payload_json, item.size = _payload_checked(item.event)
+    return item.payload_json, item.size
 
 
 # --- matching -------------------------------------------------------------------
@@ -277,6 +320,7 @@ def _rejected_row(item: Rejected, *, now: datetime, project_id: int | None = Non
 
 def _event_row(item: Decoded, *, outcome: str, now: datetime, reason: str = "", duplicate_of: int | None = None) -> Row:
     ev = item.event
+    payload, size = _payload(item)
     return {
         "ce_id": ev["id"],
         "source": ev["source"],
@@ -284,7 +328,7 @@ def _event_row(item: Decoded, *, outcome: str, now: datetime, reason: str = "", 
         "subject": ev.get("subject", ""),
         "time": item.time,
         "datacontenttype": ev.get("datacontenttype", ""),
-        "payload": item.payload_json,
+        "payload": payload,
         "correlation_id": item.correlation_id,
         "outcome": outcome,
         "reason": reason,
@@ -293,7 +337,7 @@ def _event_row(item: Decoded, *, outcome: str, now: datetime, reason: str = "", 
         "kafka_topic": item.message.topic,
         "kafka_partition": item.message.partition,
         "kafka_offset": item.message.offset,
-        "size_bytes": item.size,
+        "size_bytes": size,
         "received_at": now,
     }
 
@@ -400,7 +444,7 @@ def _existing(keys: set[EventKey]) -> dict[EventKey, tuple[int, str]]:
         table = connection.ops.quote_name(Event._meta.db_table)
         sql = (
             f"SELECT id, project_id, source, ce_id, correlation_id FROM {table} "  # noqa: S608 (table name only)
-            "WHERE source = ANY(%s) AND ce_id = ANY(%s) AND outcome IN (%s, %s)"
+            f"WHERE source = ANY(%s) AND ce_id = ANY(%s) AND outcome = '{EventOutcome.MATCHED.value}'"
         )
         with connection.cursor() as cursor:
             cursor.execute(
@@ -408,40 +452,48 @@ def _existing(keys: set[EventKey]) -> dict[EventKey, tuple[int, str]]:
                 [
                     list({s for _, s, _ in keys}),
                     list({i for _, _, i in keys}),
-                    EventOutcome.MATCHED.value,
-                    EventOutcome.UNMATCHED.value,
                 ],
             )
             return {(p, s, i): (pk, cid) for pk, p, s, i, cid in cursor.fetchall() if (p, s, i) in keys}
     rows = Event.objects.filter(
         source__in={s for _, s, _ in keys},
         ce_id__in={i for _, _, i in keys},
-        outcome__in=(EventOutcome.MATCHED, EventOutcome.UNMATCHED),
+        outcome=EventOutcome.MATCHED,
     ).values_list("id", "project_id", "source", "ce_id", "correlation_id")
     return {(p, s, i): (pk, cid) for pk, p, s, i, cid in rows if (p, s, i) in keys}
 
 
 def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerIndex) -> BatchResult:
     result = BatchResult()
-    existing = _existing({d.key for d in decoded})
-    firsts: list[Decoded] = []
+    matched: list[tuple[Decoded, list[int], str]] = []
+    unmatched: list[tuple[Decoded, str]] = []
+    for d in decoded:
+        services, kind, reason = hub_match(d, index=index)
+        if services:
+            matched.append((d, services, kind))
+        else:
+            unmatched.append((d, reason))
+    # Only a matched event can be a redelivery that matters (it would run again).
+    existing = _existing({d.key for d, _s, _k in matched})
     dups: list[Decoded] = []
     seen: set[EventKey] = set()
-    for d in decoded:
+    new_rows: list[Row] = []
+    plans: list[tuple[list[int], str]] = []
+    now = timezone.now()
+    for d, services, kind in matched:
         if d.key in existing or d.key in seen:
             dups.append(d)
         else:
             seen.add(d.key)
-            firsts.append(d)
-
-    now = timezone.now()
-    new_rows: list[Row] = []
-    plans: list[tuple[list[int], str]] = []
-    for d in firsts:
-        services, kind, reason = hub_match(d, index=index)
-        outcome = EventOutcome.MATCHED.value if services else EventOutcome.UNMATCHED.value
-        new_rows.append(_event_row(d, outcome=outcome, reason=reason, now=now))
-        plans.append((services, kind))
+            new_rows.append(_event_row(d, outcome=EventOutcome.MATCHED.value, now=now))
+            plans.append((services, kind))
+    per_type = settings.K8X_HUB_UNMATCHED_SAMPLE
+    sample_rows = [
+        _event_row(d, outcome=EventOutcome.UNMATCHED.value, reason=reason, now=now)
+        for d, reason in unmatched_sample_pick(
+            unmatched, per_type=per_type, window_seconds=settings.K8X_HUB_UNMATCHED_SAMPLE_SECONDS
+        )
+    ]
     postgres = connection.vendor == "postgresql"
 
     committed = False
@@ -457,7 +509,7 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
             transaction.on_commit(_mark_committed)
             if postgres:
                 # Ids for every event row of the batch (originals, duplicates, rejects).
-                event_ids = iter(_pg_next_ids(Event, len(new_rows) + len(dups) + len(rejected)))
+                event_ids = iter(_pg_next_ids(Event, len(new_rows) + len(dups) + len(rejected) + len(sample_rows)))
                 for row in new_rows:
                     row["id"] = next(event_ids)
             else:
@@ -481,6 +533,7 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
             later_rows.extend(
                 _rejected_row(r, now=now, project_id=_rejected_project_id(r, index=index)) for r in rejected
             )
+            later_rows.extend(sample_rows)
             runs: list[Row] = []
             run_ids = _uuid4s(sum(len(services) for services, _kind in plans))
             for row, (services, kind) in zip(new_rows, plans, strict=True):
@@ -503,6 +556,10 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
             else:
                 _orm_insert(Event, later_rows)
                 _orm_insert(Run, runs)
+            unmatched_count(items=unmatched, now=now)
+            if sample_rows:
+                types = sorted({(r["project_id"], r["type"]) for r in sample_rows}, key=lambda k: (k[0] or 0, k[1]))
+                unmatched_prune(types=types, per_type=per_type)
             result.run_ids = [r["id"] for r in runs]
             runs_enqueue(run_ids=result.run_ids)
     except Exception as exc:
@@ -512,8 +569,10 @@ def _record(decoded: list[Decoded], rejected: list[Rejected], *, index: TriggerI
         # enqueue them. Offsets must not wait for Redis.
         logger.warning("%s runs recorded but not enqueued (the reconciler will): %s", len(result.run_ids), exc)
         result.enqueued = False
-    for row in new_rows:
-        result.counts[row["outcome"]] += 1
+    if new_rows:
+        result.counts[str(EventOutcome.MATCHED)] += len(new_rows)
+    if unmatched:
+        result.counts[str(EventOutcome.UNMATCHED)] += len(unmatched)
     if dups:
         result.counts[str(EventOutcome.DUPLICATE)] += len(dups)
     if rejected:

@@ -115,6 +115,10 @@ class HubConsumer:
             "logger": logger,
             # Oversized events must reach the hub to be dead-lettered.
             "fetch.message.max.bytes": 16 * 1024 * 1024,
+            # librdkafka prefetches up to 100,000 messages / 64 MB by default: on a
+            # backlog that alone took the hub past 150 MB RSS. A few batches ahead is enough.
+            "queued.min.messages": 10_000,
+            "queued.max.messages.kbytes": 8 * 1024,
         }
         config.update(extra or {})
         self.topics = list(topics)

@@ -88,8 +88,10 @@ def test_clients_cannot_send_k8x_sources(project: Project, topic: str) -> None:
 
 
 def test_hub_takes_k8x_sources_only_with_a_project_and_null_projects_share_a_key(
-    project: Project, make_topic: Callable[..., str], group: str, queue_name: str
+    project: Project, make_service: Callable[..., Any], make_topic: Callable[..., str], group: str, queue_name: str
 ) -> None:
+    # Matched, so that the redelivery counts: duplicates are kept for matched events only.
+    make_service("erp-orders", triggers=[{"event_type": TYPE, "source_glob": "/erp"}])
     topic, dlq = make_topic(), make_topic()
     forged = event(source="k8x/scheduler", id=f"{project.slug}/nightly@x")
     third_party = event(source="/erp", id=f"erp-{uuid.uuid4().hex}")
@@ -104,4 +106,5 @@ def test_hub_takes_k8x_sources_only_with_a_project_and_null_projects_share_a_key
     assert "reserved" in rejected.reason and "k8xproject" in rejected.reason
     # No project on either: NULL projects are one key, the second is a duplicate.
     outcomes = sorted(Event.objects.filter(source="/erp").values_list("outcome", flat=True))
-    assert outcomes == [EventOutcome.DUPLICATE, EventOutcome.UNMATCHED]
+    assert outcomes == [EventOutcome.DUPLICATE, EventOutcome.MATCHED]
+    assert Run.objects.count() == 1
