@@ -11,24 +11,17 @@ import uuid
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
-from console.api.views import _refused, _viewer_projects, error_response
+from console.api.views import _refused, error_response, runs_visible_one
 from k8x_core.events.ingest import IngestRefused
-from k8x_core.models import Run
 from k8x_core.runs.logs import run_log_text
 
 
 @require_GET
 def run_log(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     try:
-        allowed, sender = _viewer_projects(request)
+        row = runs_visible_one(request, run_id).values("pk", "log_truncated", "status").first()
     except IngestRefused as exc:
         return _refused(exc)
-    if sender is not None and sender.kind == "run" and sender.run_id != run_id:
-        return error_response(404, f"no run {run_id} visible to you", field="id")
-    runs = Run.objects.filter(pk=run_id)
-    if allowed is not None:
-        runs = runs.filter(service__project_id__in=allowed)
-    row = runs.values("pk", "log_truncated", "status").first()
     if row is None:
         return error_response(404, f"no run {run_id} visible to you", field="id")
     response = HttpResponse(run_log_text(row["pk"]), content_type="text/plain; charset=utf-8")

@@ -40,6 +40,15 @@ _READ_ERRORS = {
     "401": _error("No credentials, or unknown or revoked ones."),
 }
 
+# Which project a session user sends for (a key or a run token has its own).
+_PROJECT_QUERY: dict[str, Any] = {
+    "name": "project",
+    "in": "query",
+    "required": False,
+    "description": "For session users: the project to send for.",
+    "schema": {"type": "string"},
+}
+
 _SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearer": []}, {"session": []}]
 
 CLOUDEVENT_SCHEMA: dict[str, Any] = {
@@ -85,15 +94,7 @@ def openapi_document(*, server_url: str = "") -> dict[str, Any]:
                     "`application/cloudevents+json`. Batch: `application/cloudevents-batch+json` (a JSON array; "
                     "all or nothing).",
                     "security": _SECURITY,
-                    "parameters": [
-                        {
-                            "name": "project",
-                            "in": "query",
-                            "required": False,
-                            "description": "For session users: the project to send for.",
-                            "schema": {"type": "string"},
-                        }
-                    ],
+                    "parameters": [_PROJECT_QUERY],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -126,15 +127,7 @@ def openapi_document(*, server_url: str = "") -> dict[str, Any]:
                     "operationId": "sendSimpleEvent",
                     "summary": "Send an event in the simple form; K8X fills id, time and specversion.",
                     "security": _SECURITY,
-                    "parameters": [
-                        {
-                            "name": "project",
-                            "in": "query",
-                            "required": False,
-                            "description": "For session users: the project to send for.",
-                            "schema": {"type": "string"},
-                        }
-                    ],
+                    "parameters": [_PROJECT_QUERY],
                     "requestBody": {
                         "required": True,
                         "content": {JSON: {"schema": _ref("SimpleEvent")}},

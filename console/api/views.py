@@ -22,7 +22,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import RequestDataTooBig
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import NoReverseMatch, reverse
@@ -230,6 +230,16 @@ def _viewer_projects(request: HttpRequest) -> tuple[list[int] | None, Sender | N
     return list(projects_visible(user=user).values_list("pk", flat=True)), None
 
 
+def runs_visible_one(request: HttpRequest, run_id: uuid.UUID) -> QuerySet[Run]:
+    """The run ``run_id`` as a queryset the caller may read (empty when they may not).
+    A run token reads only its own run. Raises IngestRefused(401)."""
+    allowed, sender = _viewer_projects(request)
+    if sender is not None and sender.kind == "run" and sender.run_id != run_id:
+        return Run.objects.none()
+    runs = Run.objects.filter(pk=run_id)
+    return runs if allowed is None else runs.filter(service__project_id__in=allowed)
+
+
 def _link(name: str, *args: Any) -> str | None:
     try:
         return reverse(name, args=args)
@@ -296,15 +306,9 @@ def _flow_status(runs: list[Run]) -> str:
 def run_status(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """GET /api/runs/<id>."""
     try:
-        allowed, sender = _viewer_projects(request)
+        run = runs_visible_one(request, run_id).select_related("service__project", "event").first()
     except IngestRefused as exc:
         return _refused(exc)
-    if sender is not None and sender.kind == "run" and sender.run_id != run_id:
-        return error_response(404, f"no run {run_id} visible to you", field="id")
-    runs = Run.objects.select_related("service__project", "event").filter(pk=run_id)
-    if allowed is not None:
-        runs = runs.filter(service__project_id__in=allowed)
-    run = runs.first()
     if run is None:
         return error_response(404, f"no run {run_id} visible to you", field="id")
     return JsonResponse(run_json(run))

@@ -360,24 +360,25 @@ def repo_sync(
         validate_on_cluster = bool(settings.K8X_GIT_VALIDATE_ON_CLUSTER)
     with tempfile.TemporaryDirectory(prefix="k8x-sync-") as tmp:
         checkout = Path(tmp) / "checkout"
+        commit = ""
         try:
             commit = repo_fetch(repo=repo, dest=checkout)
         except (GitError, OSError) as exc:
             log.warning("sync of %s failed to fetch: %s", repo, exc)
-            record = servicedirs.sync_failed(
-                project=repo.project,
-                repository=repo,
-                source=repo.url,
-                commit="",
-                requested_by=requested_by,
-                errors=[servicedirs.SpecError(file="", field="", message=f"git fetch of {repo.branch} failed: {exc}")],
-            )
-            GitRepository.objects.filter(pk=repo.pk).update(last_synced_at=timezone.now())
-            return record
-        root = checkout / repo.path if repo.path else checkout
-        # A symlinked path in the repository must not lead outside the checkout.
-        if not root.is_dir() or not root.resolve().is_relative_to(checkout.resolve()) or root.is_symlink():
-            errors = [servicedirs.SpecError(file=repo.path, field="path", message="no such directory in the branch")]
+            errors = [servicedirs.SpecError(file="", field="", message=f"git fetch of {repo.branch} failed: {exc}")]
+        else:
+            root = checkout / repo.path if repo.path else checkout
+            # A symlinked path in the repository must not lead outside the checkout.
+            if not root.is_dir() or not root.resolve().is_relative_to(checkout.resolve()) or root.is_symlink():
+                errors = [
+                    servicedirs.SpecError(file=repo.path, field="path", message="no such directory in the branch")
+                ]
+            else:
+                loaded = servicedirs.servicedir_load(
+                    root=root, project=repo.project, validate_on_cluster=validate_on_cluster
+                )
+                errors = loaded.errors
+        if errors:
             record = servicedirs.sync_failed(
                 project=repo.project,
                 repository=repo,
@@ -387,23 +388,10 @@ def repo_sync(
                 errors=errors,
             )
         else:
-            loaded = servicedirs.servicedir_load(
-                root=root, project=repo.project, validate_on_cluster=validate_on_cluster
+            plan = servicedirs.plan_build(
+                project=repo.project, project_slug=repo.project.slug, specs=loaded.specs, repository=repo
             )
-            if loaded.errors:
-                record = servicedirs.sync_failed(
-                    project=repo.project,
-                    repository=repo,
-                    source=repo.url,
-                    commit=commit,
-                    requested_by=requested_by,
-                    errors=loaded.errors,
-                )
-            else:
-                plan = servicedirs.plan_build(
-                    project=repo.project, project_slug=repo.project.slug, specs=loaded.specs, repository=repo
-                )
-                record = servicedirs.plan_apply(plan=plan, source=repo.url, commit=commit, requested_by=requested_by)
+            record = servicedirs.plan_apply(plan=plan, source=repo.url, commit=commit, requested_by=requested_by)
     now = timezone.now()
     if record.status == SyncRecord.Status.APPLIED:
         GitRepository.objects.filter(pk=repo.pk).update(last_synced_at=now, last_commit=commit)

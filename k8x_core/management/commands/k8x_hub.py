@@ -9,8 +9,6 @@ is its older name), default K8X_HEALTH_PORT (0 = off).
 from __future__ import annotations
 
 import logging
-import signal
-from types import FrameType
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from k8x_core.hub.loop import hub_create
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
+from k8x_core.process.shutdown import shutdown_on_signals
 
 logger = logging.getLogger("k8x_core.hub.loop")
 
@@ -35,12 +34,7 @@ class Command(BaseCommand):
         health_serve(health=health, port=options["health_port"])
         hub = hub_create(topics=options["topic"], group=options["group"])
 
-        def _stop(signum: int, _frame: FrameType | None) -> None:
-            logger.info("signal %s: finishing the current batch, then leaving the group", signum)
-            hub.stop()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        shutdown_on_signals(stop=hub.stop, what="finishing the current batch, then leaving the group")
         logger.info("hub consuming %s in group %s", hub.consumer.topics, options["group"] or settings.K8X_HUB_GROUP)
         # Hub.run() with a heartbeat per step.
         while not hub.stopping:

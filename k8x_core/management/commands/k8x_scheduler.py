@@ -9,10 +9,8 @@ pass, release the Lease, exit 0."""
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
-from types import FrameType
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +22,7 @@ from k8x_core.catalog.git import repos_sync_due
 from k8x_core.events.scheduler import schedule_process_one
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
 from k8x_core.process.leader import leader_elector_for, leader_loop
+from k8x_core.process.shutdown import shutdown_on_signals
 from k8x_core.retention import RetentionResult, retention_apply
 
 logger = logging.getLogger("k8x_core.events.scheduler")
@@ -102,12 +101,7 @@ class Command(BaseCommand):
             SchedulerPasses(interval=interval, stopping=stopping).step()
             return
 
-        def _stop(signum: int, _frame: FrameType | None) -> None:
-            logger.info("signal %s: stopping after this pass", signum)
-            stopping.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        shutdown_on_signals(stop=stopping.set, what="stopping after this pass")
         health = ProcessHealth(role="scheduler")
         health_serve(health=health, port=options["health_port"])
         leader_loop(

@@ -10,9 +10,7 @@ stops renewing (k8x_core.process.leader). ``--health-port``: /healthz, /readyz,
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -20,6 +18,7 @@ from django.db import connection
 
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
 from k8x_core.process.leader import leader_elector_for, leader_loop
+from k8x_core.process.shutdown import shutdown_on_signals
 from k8x_core.watch.watcher import Watcher
 
 logger = logging.getLogger("k8x_core.watch.watcher")
@@ -37,12 +36,7 @@ class Command(BaseCommand):
         namespace = options["namespace"]
         stopping = threading.Event()
 
-        def _stop(signum: int, _frame: FrameType | None) -> None:
-            logger.info("signal %s: stopping", signum)
-            stopping.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        shutdown_on_signals(stop=stopping.set, what="stopping")
         health = ProcessHealth(role="watcher")
         health_serve(health=health, port=options["health_port"])
         # One watcher per namespace it watches: a --namespace watcher has its own Lease.

@@ -7,9 +7,8 @@ the loop after the current pass. ``--health-port``: /healthz, /readyz, /metrics
 from __future__ import annotations
 
 import logging
-import signal
+import threading
 import time
-from types import FrameType
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +17,7 @@ from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
+from k8x_core.process.shutdown import shutdown_on_signals
 from worker.reconcile import deliveries_reconcile, runs_reconcile
 
 logger = logging.getLogger("worker.reconcile")
@@ -38,20 +38,14 @@ class Command(BaseCommand):
         if options["once"]:
             self.stdout.write(str(runs_reconcile(older_than=older_than)))
             return
-        stopping = False
-
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        stopping = threading.Event()
+        shutdown_on_signals(stop=stopping.set, what="stopping after this pass")
         interval = max(older_than / 2, 5.0)
         health = ProcessHealth(role="reconciler")
         problem: dict[str, str] = {}
         health.ready_check = lambda: dict(problem)
         health_serve(health=health, port=options["health_port"])
-        while not stopping:
+        while not stopping.is_set():
             health.beat()
             try:
                 runs_reconcile(older_than=older_than)
@@ -63,6 +57,6 @@ class Command(BaseCommand):
                 problem["reconcile"] = str(exc).strip()[:200]
                 connection.close()
             end = time.monotonic() + interval
-            while not stopping and time.monotonic() < end:
+            while not stopping.is_set() and time.monotonic() < end:
                 health.beat()
-                time.sleep(0.2)
+                stopping.wait(0.2)
