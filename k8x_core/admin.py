@@ -238,6 +238,20 @@ class RunAdmin(admin.ModelAdmin[models.Run]):
     show_full_result_count = False
 
 
+@admin.register(models.UnmatchedCount)
+class UnmatchedCountAdmin(admin.ModelAdmin[models.UnmatchedCount]):
+    """Read-only: the hub counts unmatched events here (k8x_core.hub.unmatched)."""
+
+    list_display = ["project", "type", "count", "first_seen_at", "last_seen_at"]
+    search_fields = ["type"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: models.UnmatchedCount | None = None) -> bool:
+        return False
+
+
 @admin.register(models.RunLog)
 class RunLogAdmin(admin.ModelAdmin[models.RunLog]):
     """Read-only: a run's log is what its containers printed."""

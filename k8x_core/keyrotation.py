@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from django.db import models, transaction
 
 from k8x_core.crypto import SecretDecryptionError, secret_rotate
-from k8x_core.models import GitRepository, Secret, Webhook
+from k8x_core.models import GitRepository, NotificationRule, Secret, Webhook
 
 ENCRYPTED_FIELDS: list[tuple[type[models.Model], str]] = [
     (Secret, "ciphertext"),
     (Webhook, "secret_ciphertext"),
+    (NotificationRule, "secret_ciphertext"),
     (GitRepository, "deploy_private_key_encrypted"),
     (GitRepository, "https_token_encrypted"),
 ]

@@ -90,7 +90,16 @@ def test_notification_rule_secret_and_url_path_hidden(admin_client_: Client) -> 
 def test_only_a_superuser_sets_a_projects_retention(admin_client_: Client) -> None:
     project = Project.objects.create(slug="kept")
     url = f"/admin/k8x_core/project/{project.pk}/change/"
-    form = {"slug": "kept", "name": "kept", "namespace": project.namespace, "retention_runs_days": "3"}
+    form = {
+        "slug": "kept",
+        "name": "kept",
+        "namespace": project.namespace,
+        # The project's security fields (superuser-only too), as the change form shows them.
+        "pod_security_level": "restricted",
+        "quota": "{}",
+        "limits": "{}",
+        "retention_runs_days": "3",
+    }
     assert admin_client_.post(url, form).status_code == 302
     project.refresh_from_db()
     assert project.retention_runs_days == 3
