@@ -229,3 +229,28 @@ def admin_job_exists(kube_api: Any, namespace: str, name: str) -> bool:
             return False
         raise
     return True
+
+
+def admin_lease_namespace_create(kube_api: Any, name: str, subject: dict[str, str]) -> None:
+    """A namespace where ``subject`` (K8X's identity) may hold Leases, made as admin:
+    what the Helm chart and deploy/local/k8x-identity.sh grant in K8X's own namespace."""
+    from kubernetes import client  # lazily, like the fixtures above: only cluster tests need it
+
+    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    rule = client.V1PolicyRule(
+        api_groups=["coordination.k8s.io"], resources=["leases"], verbs=["get", "create", "update"]
+    )
+    rbac.create_namespaced_role(name, client.V1Role(metadata=client.V1ObjectMeta(name="k8x-leases"), rules=[rule]))
+    who = client.RbacV1Subject(
+        kind=subject["kind"],
+        name=subject["name"],
+        namespace=subject.get("namespace"),
+        api_group=subject.get("apiGroup"),
+    )
+    binding = client.V1RoleBinding(
+        metadata=client.V1ObjectMeta(name="k8x-leases"),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="k8x-leases"),
+        subjects=[who],
+    )
+    rbac.create_namespaced_role_binding(name, binding)

@@ -24,6 +24,7 @@ from k8x_core import kube
 from k8x_core.process.health import ProcessHealth
 from k8x_core.process.leader import LeaderElector, LeaseRecord, leader_loop, lease_timings
 from k8x_core.watch.watcher import Watcher
+from tests.cluster_fixtures import admin_lease_namespace_create, admin_namespace_delete
 
 from .procs import (
     TcpProxy,
@@ -46,13 +47,14 @@ SCHEDULER_LEADS = 'k8x_leader{role="scheduler"}'
 
 
 @pytest.fixture
-def lease_ns(settings: Any, kube_cluster: Any) -> Iterator[str]:
+def lease_ns(settings: Any, kube_cluster: Any, kube_api: Any) -> Iterator[str]:
+    """A namespace of the test's own where K8X's identity may hold Leases (and only that)."""
     settings.KUBECONFIG = kube_cluster.kubeconfig
     kube.api_client_reset()
     name = f"k8x-test-lease-{secrets.token_hex(3)}"
-    kube.namespace_ensure(name=name)
+    admin_lease_namespace_create(kube_api, name, kube.identity_subject())
     yield name
-    kube.namespace_delete(name=name)
+    admin_namespace_delete(kube_api, name)
 
 
 def holder(namespace: str, name: str) -> LeaseRecord:
