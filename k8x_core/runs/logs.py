@@ -208,7 +208,7 @@ def run_log_final(
     *, run_id: uuid.UUID | str, namespace: str, pods: list[dict[str, Any]] | None = None
 ) -> CollectedLog | None:
     """The full log of the run's pods (all attempts), capped, with its truncation flag;
-    None when the stored log should stay (the log followed live is longer)."""
+    None when the stored log should stay (the log followed live is not shorter)."""
     if pods is None:
         pods, _ = kube.pod_list(namespace=namespace, label_selector=f"{jobspec.LABEL_RUN_ID}={run_id}")
     final = run_log_collect(namespace=namespace, pods=pods)
@@ -224,11 +224,12 @@ def run_log_final(
             run_id,
             [((p.get("metadata") or {}).get("name"), (p.get("status") or {}).get("phase")) for p in pods],
         )
-    # Keep what was followed live when the pods now give less: a pod is gone, or the
+    # Keep what was followed live unless the pods now give more: a pod is gone, or the
     # kubelet rotated a container's log (over 10 MiB by default) and a read after the
-    # end starts at the last rotation.
+    # end starts at the last rotation. Of two logs cut at the same cap, the followed
+    # one is the one that starts at the beginning.
     stored = run_log_size(run_id)
-    if stored > final.size or (final.missing and stored >= final.size):
+    if stored and stored >= final.size:
         return None
     return final
 
