@@ -57,7 +57,14 @@ def test_one_100mb_line_keeps_the_watcher_small_and_the_log_capped(
 ) -> None:
     service = make_service(
         "oneline",
-        command=["sh", "-c", f"echo begin; head -c {LINE_BYTES} /dev/zero | tr '\\000' a; echo; echo end; sleep 1"],
+        # The pause first lets the watcher see the pod running and follow it from the start:
+        # 100 MB are written in about a second, and a log read only after the end may find
+        # the kubelet's freshly rotated (empty) file.
+        command=[
+            "sh",
+            "-c",
+            f"sleep 3; echo begin; head -c {LINE_BYTES} /dev/zero | tr '\\000' a; echo; echo end; sleep 1",
+        ],
         timeout_seconds=300,
     )
     watcher = subprocess.Popen(
