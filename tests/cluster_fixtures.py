@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from k8x_core import kube
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEPLOY_LOCAL = REPO_ROOT / "deploy" / "local"
 
@@ -100,6 +102,16 @@ def kube_api(kube_cluster: KubeCluster) -> Iterator[Any]:
         yield api
     finally:
         api.close()
+
+
+@pytest.fixture
+def cluster_settings(settings: Any, kube_cluster: KubeCluster) -> Any:
+    """Django settings for code under test that talks to the local cluster as K8X
+    (its own identity), with Jobs kept long enough to be looked at."""
+    settings.KUBECONFIG = kube_cluster.kubeconfig
+    settings.K8X_JOB_TTL_SECONDS = 600
+    kube.api_client_reset()
+    return settings
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ the test queue's jobs (with rq's scheduler, so retries with backoff come due).""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,11 +17,7 @@ from django.conf import settings
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ports import free_port
 
 
 @dataclass

@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster_fixtures import KubeCluster
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 K8X_SH = REPO / "deploy" / "k8x.sh"
@@ -73,13 +74,6 @@ def test_status_reports_every_procfile_entry(tmp_path: Path) -> None:
 
 
 # --- the embedded mode, supervised -------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def port_open(port: int) -> bool:

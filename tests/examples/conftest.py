@@ -23,7 +23,6 @@ from k8x_core.models import TERMINAL_STATUSES, Project, Run
 from tests.k8x_core.runs.conftest import (  # noqa: F401  (fixtures)
     REPO,
     bridge,
-    cluster_settings,
     hub,
     process_env,
     project,

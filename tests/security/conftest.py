@@ -17,7 +17,6 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from k8x_core import kube
 from k8x_core.catalog.git import repo_create, repo_sync
 from k8x_core.models import Membership, Project, Role, SyncRecord
 from k8x_core.runs.namespaces import project_namespace_forget
@@ -31,14 +30,6 @@ Found = set[tuple[str, str]]
 # "<path>: <message> [rule <rule>]", as K8X words a problem: a form error item, a k8x_apply line.
 _FORM_PROBLEM = re.compile(r"<li>(\S+): [^<]*\[rule ([a-z-]+)\]</li>")
 _APPLY_PROBLEM = re.compile(r"^error: [^:]+: (\S+): .*\[rule ([a-z-]+)\]$", re.MULTILINE)
-
-
-@pytest.fixture
-def cluster_settings(settings: Any, kube_cluster: Any) -> Any:
-    settings.KUBECONFIG = kube_cluster.kubeconfig
-    settings.K8X_JOB_TTL_SECONDS = 600
-    kube.api_client_reset()
-    return settings
 
 
 @pytest.fixture

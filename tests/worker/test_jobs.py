@@ -13,7 +13,7 @@ from rq import SimpleWorker
 from k8x_core import kube
 from k8x_core.models import Project, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs.queue import run_enqueue_now
-from tests.k8x_core.runs.conftest import cluster_settings, project  # noqa: F401  (fixtures)
+from tests.k8x_core.runs.conftest import project  # noqa: F401  (fixtures)
 from worker.jobs import launch_run
 
 pytestmark = pytest.mark.cluster

@@ -11,7 +11,7 @@ from rq.job import JobStatus
 
 from k8x_core.models import Project, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs.queue import launch_jobs_lookup, runs_enqueue_now
-from tests.k8x_core.runs.conftest import cluster_settings, project  # noqa: F401  (fixtures)
+from tests.k8x_core.runs.conftest import project  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.cluster
 

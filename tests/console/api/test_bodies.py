@@ -25,6 +25,7 @@ from django.db import connection
 
 from k8x_core.events.apikeys import apikey_create
 from k8x_core.models import Project
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db(transaction=True)]
 
@@ -65,16 +66,10 @@ def structured(**extra: Any) -> dict[str, Any]:
     return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/s", "type": "com.acme.x", **extra}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def web(topic: str, tmp_path: Path, settings: Any) -> Iterator[Web]:
     project = Project.objects.create(slug=f"b{uuid.uuid4().hex[:8]}")
-    port = _free_port()
+    port = free_port()
     db = connection.settings_dict
     env = {
         **os.environ,

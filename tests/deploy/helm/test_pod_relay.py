@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 from pathlib import Path
 
@@ -15,11 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "deploy" / "helm"))
 # A script, not a package: imported from its directory.
 import pod_relay
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ports import free_port
 
 
 def test_port_pair_parses_and_names_a_bad_one() -> None:

@@ -19,6 +19,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
+from tests.ports import free_port
+
 JOB_YAML = """\
 apiVersion: batch/v1
 kind: Job
@@ -104,17 +106,11 @@ class GitServer:
         return WorkRepo(path=workdir, push_url=str(bare))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def git_server(tmp_path: Path) -> Iterator[GitServer]:
     base = tmp_path / "served"
     base.mkdir()
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             "git",
@@ -263,7 +259,7 @@ def ssh_git_server(tmp_path: Path) -> Iterator[SshGitServer]:
     authorized = conf_dir / "authorized_keys"
     authorized.write_text("")
     authorized.chmod(0o600)
-    port = _free_port()
+    port = free_port()
     config = conf_dir / "sshd_config"
     config.write_text(
         "\n".join(

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8x_core.process.procs import free_port, get, get_json, stop, wait_for
+from tests.k8x_core.process.procs import get, get_json, stop, wait_for
+from tests.ports import free_port
 
 from .conftest import hub_process, subprocess_env
 

@@ -19,7 +19,8 @@ from k8x_core.notify.rules import rule_save
 from k8x_core.runs.configs import secret_set
 from k8x_core.runs.logs import run_log_append
 from k8x_core.runs.transitions import run_transition
-from tests.notify_support import Receiver, SmtpSink, drain, free_port
+from tests.notify_support import Receiver, SmtpSink, drain
+from tests.ports import free_port
 from worker.notify_jobs import notify_run
 
 

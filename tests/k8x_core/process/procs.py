@@ -25,12 +25,6 @@ from django.db import connection
 REPO = Path(__file__).resolve().parents[3]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def process_env(**extra: str) -> dict[str, str]:
     db = connection.settings_dict
     env = dict(os.environ)

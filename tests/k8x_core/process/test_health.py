@@ -18,8 +18,9 @@ from rq import Queue
 
 from k8x_core.metrics import QUEUE_DEPTH, collect_queue_depth
 from k8x_core.process.health import ProcessHealth, health_alive, health_serve
+from tests.ports import free_port
 
-from .procs import free_port, get, get_json, metric, process_env, start, stop, wait_for
+from .procs import get, get_json, metric, process_env, start, stop, wait_for
 
 
 def test_alive_only_while_the_loop_steps() -> None:

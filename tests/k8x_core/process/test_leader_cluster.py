@@ -25,11 +25,11 @@ from k8x_core.process.health import ProcessHealth
 from k8x_core.process.leader import LeaderElector, LeaseRecord, leader_loop, lease_timings
 from k8x_core.watch.watcher import Watcher
 from tests.cluster_fixtures import admin_lease_namespace_create, admin_namespace_delete
+from tests.ports import free_port
 
 from .procs import (
     TcpProxy,
     api_server_address,
-    free_port,
     get_json,
     kubeconfig_via,
     metric,

@@ -24,7 +24,6 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.db import connection
 
-from k8x_core import kube
 from k8x_core.events.ce import ce_new, ce_to_kafka
 from k8x_core.hub.loop import hub_create, hub_process_batch
 from k8x_core.hub.matching import trigger_index_load
@@ -39,14 +38,6 @@ BOOTSTRAP = "127.0.0.1:9092"
 PYTHON = "localhost:5000/k8x/python:3"
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def cluster_settings(settings: Any, kube_cluster: Any) -> Any:
-    settings.KUBECONFIG = kube_cluster.kubeconfig
-    settings.K8X_JOB_TTL_SECONDS = 600
-    kube.api_client_reset()
-    return settings
 
 
 @pytest.fixture
