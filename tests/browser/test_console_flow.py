@@ -34,6 +34,12 @@ def login(page: Any, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
+def trigger_loads(stack: Stack) -> list[int]:
+    """The exact event types of each trigger index the hub loaded, in order (from its log)."""
+    log = stack.log_tail("hub", lines=100_000)
+    return [int(n) for n in re.findall(r"trigger index loaded: (\d+) exact types", log)]
+
+
 def test_create_service_trigger_event_and_watch_run_live(stack: Stack, new_page: Any, kube_namespace: str) -> None:
     base = stack.base_url
     project = Project.objects.create(slug=f"web{int(time.time()) % 100000}", name="Web team", namespace=kube_namespace)
@@ -59,11 +65,19 @@ def test_create_service_trigger_event_and_watch_run_live(stack: Stack, new_page:
     assert service.command[:2] == ["sh", "-c"]
 
     # Add a trigger on the service page.
+    loads_before = len(trigger_loads(stack))
     page.get_by_label("Event type").fill("com.console.hello")
     page.get_by_role("button", name="Add trigger").click()
     page.wait_for_url(f"{base}/projects/{project.slug}/services/hello/")
     assert Trigger.objects.filter(service=service, event_type="com.console.hello").exists()
     assert page.get_by_text("Trigger on com.console.hello added.").is_visible()
+    # The hub reloads its trigger index within about a second of a change; an event sent
+    # before that is (rightly) unmatched. A user waits that long anyway; the test waits for it.
+    deadline = time.monotonic() + 30
+    while not any(n >= 1 for n in trigger_loads(stack)[loads_before:]):
+        stack.check_alive()
+        assert time.monotonic() < deadline, "the hub never loaded the trigger:\n" + stack.log_tail("hub")
+        time.sleep(0.2)
 
     # Send a test event from the service page's link (project and type prefilled).
     page.get_by_role("link", name="Send a test event").click()
