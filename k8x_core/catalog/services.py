@@ -208,9 +208,8 @@ def trigger_matches_sample(*, trigger: Trigger, event: dict[str, Any]) -> bool:
         return False
     if trigger.source_glob and not matching.glob_match(pattern=trigger.source_glob, value=str(event.get("source", ""))):
         return False
-    if trigger.cel_expression.strip():
-        cel.cel_validate(trigger.cel_expression)
-        program = cel.cel_compile(trigger.cel_expression)
+    program = cel.cel_validate(trigger.cel_expression)  # None: no expression
+    if program is not None:
         try:
             return cel.cel_true(program=program, activation_event=cel.cel_event(event))
         except cel.CelOverBudget:

@@ -134,11 +134,12 @@ def cel_compile(expression: str) -> celpy.Runner:
         raise ValueError(f"invalid CEL expression: {_cel_parse_message(exc)}") from exc
 
 
-def cel_validate(expression: str) -> None:
-    """Refuse, with the reason, an expression that does not compile or is over
-    the limits (raises ValueError). The one rule for every way a trigger is saved."""
+def cel_validate(expression: str) -> celpy.Runner | None:
+    """The compiled expression (None when empty); ValueError with the reason when it
+    does not compile or is over the limits. The one rule for every way a trigger is
+    saved or loaded."""
     if not expression.strip():
-        return
+        return None
     limit = settings.K8X_CEL_MAX_LENGTH
     if len(expression) > limit:
         raise ValueError(f"CEL expression too long: {len(expression)} characters (at most {limit})")
@@ -157,7 +158,7 @@ def cel_validate(expression: str) -> None:
             f"CEL macros (all, exists, exists_one, map, filter) nested {nesting} deep "
             f"(at most {settings.K8X_CEL_MAX_MACRO_NESTING}): each level multiplies the work"
         )
-    cel_compile(expression)
+    return cel_compile(expression)
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from k8x_core.hub.cel import CelOverBudget, cel_compile, cel_event, cel_true, cel_validate
+from k8x_core.hub.cel import CelOverBudget, cel_event, cel_true, cel_validate
 from k8x_core.models import Project, Service, Trigger
 
 logger = logging.getLogger(__name__)
@@ -194,8 +194,7 @@ def trigger_index_load() -> TriggerIndex:
         if cel_expression.strip():
             try:
                 # The save-time limits too: an expression written past them (e.g. by raw SQL) is ignored.
-                cel_validate(cel_expression)
-                program = cel_compile(cel_expression)
+                program = cel_validate(cel_expression)
             except ValueError as exc:
                 # Saved past validation (e.g. a raw SQL write): it can never match.
                 logger.error("trigger %s: %s; the trigger is ignored", tid, exc)
