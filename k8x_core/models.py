@@ -428,6 +428,9 @@ class Run(models.Model):
     log_truncated = models.BooleanField(default=False)
     # Set once when a bulk re-drive claimed this failed run, so a second re-drive skips it.
     redriven_at = models.DateTimeField(null=True, blank=True)
+    # Set in the transaction that ends the run when a notification rule wants it, cleared once its
+    # deliveries exist: a notifications job lost with Redis is enqueued again by the reconciler.
+    notify_pending = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -451,6 +454,7 @@ class Run(models.Model):
             models.Index(fields=["-created_at"], name="run_time"),
             models.Index(fields=["correlation_id", "created_at"], name="run_correlation_time"),
             models.Index(fields=["service", "status", "created_at"], name="run_service_status_time"),
+            models.Index(fields=["finished_at"], condition=Q(notify_pending=True), name="run_notify_pending"),
         ]
 
     def __str__(self) -> str:

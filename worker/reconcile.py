@@ -7,6 +7,9 @@ either its own (``launch-<run id>``) or the hub's chunk job listed for it in
 live. The launcher claims a run by a conditional status update and Job names
 are deterministic, so a second enqueue never launches twice.
 
+A run whose notification is still pending (its notifications job was lost with
+Redis when the run ended) gets that job again (``notify_reconcile``).
+
 Pending notification deliveries whose job is gone (Redis lost it, its worker
 died mid-attempt) are enqueued again the same way, or marked ``failed`` once
 they have used their attempts (``deliveries_reconcile``).
@@ -25,6 +28,7 @@ from rq.job import Job, JobStatus
 
 from k8x_core.models import DeliveryStatus, NotificationDelivery, Run, RunStatus
 from k8x_core.notify.deliveries import deliveries_enqueue_now, delivery_job_id
+from k8x_core.runs.finish import notify_job_id, run_notify_enqueue_now, runs_notify_lost
 from k8x_core.runs.queue import (
     launch_job_id,
     launch_jobs_forget,
@@ -130,3 +134,21 @@ def deliveries_reconcile(*, older_than: timedelta | float) -> int:
     if again:
         logger.warning("reconciler re-enqueued %s notification deliveries that had no job", len(again))
     return len(again)
+
+
+def notify_reconcile(*, older_than: timedelta | float) -> int:
+    """Enqueue again the notifications job of runs that ended before ``now -
+    older_than`` with their notification still pending and no live job.
+    Returns how many were enqueued."""
+    if not isinstance(older_than, timedelta):
+        older_than = timedelta(seconds=older_than)
+    pending = runs_notify_lost(ended_before=timezone.now() - older_than, limit=_CHUNK)
+    if not pending:
+        return 0
+    jobs = Job.fetch_many([notify_job_id(rid) for rid in pending], connection=launch_queue().connection)
+    lost = [rid for rid, job in zip(pending, jobs, strict=True) if not _live(job)]
+    for rid in lost:
+        run_notify_enqueue_now(run_id=rid)
+    if lost:
+        logger.warning("reconciler re-enqueued the notifications of %s ended runs", len(lost))
+    return len(lost)

@@ -26,6 +26,7 @@ from k8x_core.notify.payloads import (
     payload_signature,
 )
 from k8x_core.notify.rules import Kind, rules_for_run, run_notify_kind
+from k8x_core.runs.finish import run_notify_done
 from k8x_core.runs.queue import launch_queue
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def run_notify(*, run_id: uuid.UUID | str) -> list[int]:
         return []
     kind = run_notify_kind(run=run)
     if kind is None:
+        run_notify_done(run_id=run.pk)
         return []
     created: list[int] = []
     for rule in rules_for_run(run=run, kind=kind):
@@ -90,6 +92,8 @@ def run_notify(*, run_id: uuid.UUID | str) -> list[int]:
             continue
         if new:
             created.append(delivery.pk)
+    # The deliveries exist now; a lost enqueue of them is the deliveries reconciler's job.
+    run_notify_done(run_id=run.pk)
     deliveries_enqueue_now(delivery_ids=created)
     return created
 

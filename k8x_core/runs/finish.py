@@ -2,13 +2,14 @@
 enqueued once the change commits, and only when an active rule of the run's
 project may want this status (a cheap filter: ``k8x_core.notify.rules`` decides
 exactly, e.g. whether a success follows a failure). Cancelled runs are never
-notified."""
+notified. The run is marked ``notify_pending`` in the transaction that ends it
+and cleared once its deliveries exist (``run_notify_done``), so a job lost
+with Redis is enqueued again by the reconciler (``worker.reconcile``)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -59,7 +60,28 @@ def run_finished(*, run_id: uuid.UUID | str, status: RunStatus | str) -> bool:
         flag=flag,
     ).exists()
     if wanted:
-        # robust: Redis away must not fail the watcher or launcher that ended the run
-        # (the notification is lost then, and the error logged).
-        transaction.on_commit(partial(run_notify_enqueue_now, run_id=run_id), robust=True)
+        Run.objects.filter(pk=run_id).update(notify_pending=True)
+        # robust: Redis away must not fail the watcher or launcher that ended the run; the
+        # reconciler enqueues it later. A lambda, not a partial: Django logs a failing robust
+        # callback by its __qualname__, which a partial lacks (AttributeError in the watcher).
+        transaction.on_commit(lambda: run_notify_enqueue_now(run_id=run_id), robust=True)
     return wanted
+
+
+def run_notify_done(*, run_id: uuid.UUID | str) -> None:
+    """The run's deliveries exist (or none are wanted): its notification is no longer pending."""
+    Run.objects.filter(pk=run_id, notify_pending=True).update(notify_pending=False)
+
+
+def runs_notify_lost(*, ended_before: Any, limit: int) -> list[str]:
+    """Runs whose notification is still pending after ``ended_before`` (candidates for the
+    reconciler, which checks whether their job is still in Redis)."""
+    return [
+        str(pk)
+        for pk in Run.objects.filter(
+            Q(finished_at__lt=ended_before) | Q(finished_at__isnull=True, created_at__lt=ended_before),
+            notify_pending=True,
+        )
+        .order_by("finished_at")
+        .values_list("id", flat=True)[:limit]
+    ]

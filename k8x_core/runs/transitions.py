@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q
 
 from k8x_core.models import STATUS_RANK, TERMINAL_STATUSES, Run, RunStatus
@@ -28,7 +29,11 @@ def run_transition(
     allowed = [s for s in from_statuses if STATUS_RANK[s] < STATUS_RANK[to]]
     if not allowed:
         return False
-    moved = Run.objects.filter(Q(pk=run_id) & Q(status__in=allowed)).update(status=to, **fields) == 1
-    if moved and to in TERMINAL_STATUSES:
-        run_finished(run_id=run_id, status=to)
+    if to not in TERMINAL_STATUSES:
+        return Run.objects.filter(Q(pk=run_id) & Q(status__in=allowed)).update(status=to, **fields) == 1
+    # One transaction: a run never ends without its notification being marked pending.
+    with transaction.atomic():
+        moved = Run.objects.filter(Q(pk=run_id) & Q(status__in=allowed)).update(status=to, **fields) == 1
+        if moved:
+            run_finished(run_id=run_id, status=to)
     return moved

@@ -12,7 +12,9 @@ import uuid
 from email import message_from_bytes
 from typing import Any
 
+import pytest
 from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from k8x_core.models import DeliveryStatus, NotificationDelivery, NotifyChannel, Run, RunStatus, Service, TriggerKind
 from k8x_core.notify.rules import rule_save
@@ -22,6 +24,7 @@ from k8x_core.runs.transitions import run_transition
 from tests.notify_support import Receiver, SmtpSink, drain
 from tests.ports import free_port
 from worker.notify_jobs import notify_run
+from worker.reconcile import notify_reconcile
 
 
 def finish(service: Service, status: RunStatus, **fields: Any) -> Run:
@@ -146,6 +149,34 @@ def test_retried_with_backoff_until_the_receiver_is_up(service: Service, queue_n
     # Backoff: the 500 and the success are at least the second interval (2 s) apart.
     assert done.sent_at is not None
     assert (done.sent_at - first.updated_at).total_seconds() >= 2
+
+
+def test_redis_away_when_the_run_ends_loses_no_notification(
+    service: Service, receiver: Receiver, queue_name: str, settings: Any
+) -> None:
+    rule_save(project=service.project, name="hook", channel=NotifyChannel.WEBHOOK, url=receiver.url, secret="k")
+    real = settings.RQ_QUEUES[queue_name]
+    # Nothing listens on this port: the enqueue after the commit gets a real refused connection.
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_name: {"URL": f"redis://127.0.0.1:{free_port()}/0"}}
+    run = finish(service, RunStatus.FAILED, reason="Error")
+    assert run.status == RunStatus.FAILED
+    assert run.notify_pending
+    with pytest.raises(RedisConnectionError):  # the reconciler's loop logs it and tries again
+        notify_reconcile(older_than=0)
+
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_name: real}
+    drain(queue_name, until=lambda: True)
+    assert deliveries() == []  # the job was lost with the connection
+    assert notify_reconcile(older_than=0) == 1
+    assert notify_reconcile(older_than=0) == 0  # its job is queued now: not twice
+    drain(queue_name, until=lambda: bool(deliveries(status=DeliveryStatus.SENT)))
+    assert len(receiver.requests) == 1
+    assert not Run.objects.get(pk=run.pk).notify_pending
+    assert notify_reconcile(older_than=0) == 0
+
+
+def test_no_rule_no_pending_notification(service: Service, queue_name: str) -> None:
+    assert not finish(service, RunStatus.FAILED).notify_pending
 
 
 def test_failed_after_the_last_attempt(service: Service, queue_name: str, settings: Any) -> None:

@@ -1,5 +1,6 @@
 """``manage.py k8x_reconcile``: re-enqueue stale ``queued`` runs whose launch
-job is not in Redis, and pending notification deliveries without a job
+job is not in Redis, pending notification deliveries without a job, and the
+notifications of ended runs whose job was lost
 (worker.reconcile), every half K8X_RECONCILE_AFTER_SECONDS. SIGTERM/SIGINT end
 the loop after the current pass. ``--health-port``: /healthz, /readyz, /metrics
 (k8x_core.process.health)."""
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
 from k8x_core.process.shutdown import shutdown_on_signals
-from worker.reconcile import deliveries_reconcile, runs_reconcile
+from worker.reconcile import deliveries_reconcile, notify_reconcile, runs_reconcile
 
 logger = logging.getLogger("worker.reconcile")
 
@@ -50,6 +51,7 @@ class Command(BaseCommand):
             try:
                 runs_reconcile(older_than=older_than)
                 deliveries_reconcile(older_than=older_than)
+                notify_reconcile(older_than=older_than)
                 problem.clear()
             except (DatabaseError, RedisError) as exc:
                 # Lost database or Redis: try again next round.
