@@ -58,7 +58,7 @@ from k8x_core.models import (
 )
 from k8x_core.projects import project_role, projects_visible
 from k8x_core.runs import launch
-from k8x_core.runs.configs import config_set, secret_set
+from k8x_core.runs.configs import config_set, entry_delete, secret_set
 
 # A Job template or parameters schema fits easily; anything bigger is a mistake.
 MAX_BODY_BYTES = 1024 * 1024
@@ -489,7 +489,7 @@ def service(request: HttpRequest, caller: Caller, slug: str, name: str) -> HttpR
         return JsonResponse(service_json(_service(caller, slug, name)))
     found = _service(caller, slug, name, Role.ADMIN)
     if request.method == "DELETE":
-        service_domain.service_delete(service=found)
+        service_domain.service_delete(service=found, actor=caller.actor())
         return _no_content()
     form = ServiceForm(_form_data(found, _SERVICE_KINDS, _body(request)), instance=found, project=found.project)
     return JsonResponse(service_json(_service_save(form, found.project, caller)))
@@ -508,13 +508,12 @@ def _trigger(caller: Caller, slug: str, name: str, trigger_id: str, role: Role) 
     return found
 
 
-def _trigger_save(form: TriggerForm, svc: Service) -> Trigger:
+def _trigger_save(form: TriggerForm, svc: Service, caller: Caller) -> Trigger:
     if not form.is_valid():
         raise _form_error(form)
     saved = form.save(commit=False)
     saved.service = svc
-    saved.save()
-    return saved
+    return service_domain.trigger_save(trigger=saved, actor=caller.actor())
 
 
 @endpoint("GET", "POST")
@@ -523,7 +522,7 @@ def triggers(request: HttpRequest, caller: Caller, slug: str, name: str) -> Http
         svc = _service(caller, slug, name)
         return JsonResponse({"items": [trigger_json(t) for t in svc.triggers.order_by("pk")]})
     svc = _service(caller, slug, name, Role.ADMIN)
-    saved = _trigger_save(TriggerForm(_form_data(Trigger(), _TRIGGER_KINDS, _body(request))), svc)
+    saved = _trigger_save(TriggerForm(_form_data(Trigger(), _TRIGGER_KINDS, _body(request))), svc, caller)
     return JsonResponse(trigger_json(saved), status=201)
 
 
@@ -533,10 +532,10 @@ def trigger(request: HttpRequest, caller: Caller, slug: str, name: str, trigger_
         return JsonResponse(trigger_json(_trigger(caller, slug, name, trigger_id, Role.USER)))
     found = _trigger(caller, slug, name, trigger_id, Role.ADMIN)
     if request.method == "DELETE":
-        found.delete()
+        service_domain.trigger_delete(trigger=found, actor=caller.actor())
         return _no_content()
     form = TriggerForm(_form_data(found, _TRIGGER_KINDS, _body(request)), instance=found)
-    return JsonResponse(trigger_json(_trigger_save(form, found.service)))
+    return JsonResponse(trigger_json(_trigger_save(form, found.service, caller)))
 
 
 @endpoint("POST")
@@ -581,11 +580,14 @@ def _entries(model: type[ScopedEntry], project: Project, svc: Service | None) ->
     return rows.order_by("service__name", "key")
 
 
-def _entry_delete(model: type[ScopedEntry], project: Project, svc: Service | None, key: str) -> HttpResponse:
+def _entry_delete(
+    model: type[ScopedEntry], project: Project, svc: Service | None, key: str, caller: Caller
+) -> HttpResponse:
     scope = Scope.SERVICE if svc is not None else Scope.PROJECT
-    deleted, _ = model.objects.filter(scope=scope, project=project, service=svc, key=key).delete()  # type: ignore[attr-defined]
-    if not deleted:
+    found = model.objects.filter(scope=scope, project=project, service=svc, key=key).first()  # type: ignore[attr-defined]
+    if found is None:
         raise ApiError(404, f"no {model.__name__.lower()} {key!r} at {scope} scope", field="key")
+    entry_delete(entry=found, actor=caller.actor())
     return _no_content()
 
 
@@ -615,11 +617,17 @@ def configs(request: HttpRequest, caller: Caller, slug: str, name: str | None = 
 def config(request: HttpRequest, caller: Caller, slug: str, key: str, name: str | None = None) -> HttpResponse:
     target, svc = _scope_target(caller, slug, name, Role.ADMIN)
     if request.method == "DELETE":
-        return _entry_delete(Config, target, svc, key)
+        return _entry_delete(Config, target, svc, key, caller)
     form = ConfigForm({"key": key, "value": _value(request)})
     if not form.is_valid():
         raise _form_error(form)
-    saved = config_set(key=form.cleaned_data["key"], value=form.cleaned_data["value"], project=target, service=svc)
+    saved = config_set(
+        key=form.cleaned_data["key"],
+        value=form.cleaned_data["value"],
+        project=target,
+        service=svc,
+        actor=caller.actor(),
+    )
     return JsonResponse(config_json(saved))
 
 
@@ -635,11 +643,17 @@ def secrets(request: HttpRequest, caller: Caller, slug: str, name: str | None = 
 def secret(request: HttpRequest, caller: Caller, slug: str, key: str, name: str | None = None) -> HttpResponse:
     target, svc = _scope_target(caller, slug, name, Role.OWNER)
     if request.method == "DELETE":
-        return _entry_delete(Secret, target, svc, key)
+        return _entry_delete(Secret, target, svc, key, caller)
     form = SecretForm({"key": key, "value": _value(request)})
     if not form.is_valid():
         raise _form_error(form)
-    saved = secret_set(key=form.cleaned_data["key"], value=form.cleaned_data["value"], project=target, service=svc)
+    saved = secret_set(
+        key=form.cleaned_data["key"],
+        value=form.cleaned_data["value"],
+        project=target,
+        service=svc,
+        actor=caller.actor(),
+    )
     return JsonResponse(secret_json(saved))
 
 

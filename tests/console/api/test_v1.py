@@ -12,7 +12,20 @@ import pytest
 from django.test import Client
 
 from k8x_core.events.apikeys import apikey_create
-from k8x_core.models import ApiKey, Config, Role, Run, RunLog, RunStatus, Scope, Secret, Service, Trigger, TriggerKind
+from k8x_core.models import (
+    ApiKey,
+    AuditEntry,
+    Config,
+    Role,
+    Run,
+    RunLog,
+    RunStatus,
+    Scope,
+    Secret,
+    Service,
+    Trigger,
+    TriggerKind,
+)
 from k8x_core.runs.configs import config_set, secret_set
 from tests.console.api.test_status_openapi import assert_conforms
 from tests.console.conftest import World, client_for
@@ -379,3 +392,38 @@ def test_run_lists_never_load_logs(world: World) -> None:
     selects = [q["sql"] for q in queries.captured_queries if "k8x_core_run" in q["sql"]]
     assert selects
     assert not [sql for sql in selects if '"k8x_core_run"."log"' in sql or '"k8x_core_event"."payload"' in sql]
+
+
+def test_every_change_through_the_api_is_audited_with_the_key(world: World) -> None:
+    raw = apikey_create(project=world.acme, name="ci-bot", role=Role.OWNER)[1]
+    who = Who(Client(), {"X-API-Key": raw})
+    key = ApiKey.objects.get(name="ci-bot")
+    tid = who.call("POST", f"{SVC}/triggers", {"event_type": "com.acme.order.*"}).json()["id"]
+    assert who.call("PATCH", f"{SVC}/triggers/{tid}", {"active": False}).status_code == 200
+    assert who.call("DELETE", f"{SVC}/triggers/{tid}").status_code == 204
+    assert who.call("PUT", f"{V1}/configs/REGION", {"value": "eu"}).status_code == 200
+    assert who.call("PUT", f"{V1}/configs/REGION", {"value": "us"}).status_code == 200
+    assert who.call("DELETE", f"{V1}/configs/REGION").status_code == 204
+    assert who.call("PUT", f"{SVC}/secrets/API_TOKEN", {"value": "hunter2-first"}).status_code == 200
+    assert who.call("PUT", f"{SVC}/secrets/API_TOKEN", {"value": "hunter2-second"}).status_code == 200
+    assert who.call("DELETE", f"{SVC}/secrets/API_TOKEN").status_code == 204
+    assert who.call("DELETE", SVC).status_code == 204
+
+    entries = list(AuditEntry.objects.filter(project=world.acme).exclude(kind="api_key").order_by("pk"))
+    assert [(e.kind, e.action, e.object_name) for e in entries] == [
+        ("trigger", "create", "billing: com.acme.order.*"),
+        ("trigger", "update", "billing: com.acme.order.*"),
+        ("trigger", "delete", "billing: com.acme.order.*"),
+        ("config", "create", "REGION"),
+        ("config", "update", "REGION"),
+        ("config", "delete", "REGION"),
+        ("secret", "create", "billing/API_TOKEN"),
+        ("secret", "update", "billing/API_TOKEN"),
+        ("secret", "delete", "billing/API_TOKEN"),
+        ("service", "delete", "billing"),
+    ]
+    assert {(e.actor_kind, e.actor_id) for e in entries} == {(AuditEntry.ActorKind.API_KEY, str(key.pk))}
+    assert entries[1].changes == {"active": {"old": True, "new": False}}
+    assert entries[4].changes == {"value": {"old": "eu", "new": "us"}}
+    for entry in entries:
+        assert "hunter2" not in json.dumps(entry.changes)
