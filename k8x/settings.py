@@ -91,6 +91,8 @@ K8X_MAX_BATCH_BYTES = env.int("K8X_MAX_BATCH_BYTES", default=4 * K8X_MAX_EVENT_B
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(K8X_MAX_BATCH_BYTES, K8X_MAX_EVENT_BYTES)
 K8X_MAX_JSON_DEPTH = env.int("K8X_MAX_JSON_DEPTH", default=100)
 K8X_RATE_LIMIT_PER_MINUTE = env.int("K8X_RATE_LIMIT_PER_MINUTE", default=6000)
+# Requests per minute to the management API (/api/v1) per API key or console user; 0: no limit.
+K8X_API_RATE_LIMIT_PER_MINUTE = env.int("K8X_API_RATE_LIMIT_PER_MINUTE", default=1200)
 K8X_PRODUCE_TIMEOUT_SECONDS = env.float("K8X_PRODUCE_TIMEOUT_SECONDS", default=5.0)
 K8X_PRODUCE_LINGER_MS = env.float("K8X_PRODUCE_LINGER_MS", default=0)
 # How long a process trusts an API key it already accepted (0: no cache);

@@ -59,6 +59,8 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     ):
         if getattr(settings, name) <= 0:
             errors.append(Error(f"{name} must be a positive number.", id="k8x.E007"))
+    if settings.K8X_API_RATE_LIMIT_PER_MINUTE < 0:
+        errors.append(Error("K8X_API_RATE_LIMIT_PER_MINUTE must be 0 (no limit) or positive.", id="k8x.E007"))
     if settings.K8X_LOG_LINE_MAX_BYTES < 1024:
         # Room for the timestamp, a container name and the continuation marks.
         errors.append(Error("K8X_LOG_LINE_MAX_BYTES must be at least 1024.", id="k8x.E007"))

@@ -72,6 +72,7 @@ _READ = {
     "401": _error("No credentials, or unknown or revoked ones."),
     "403": _error("A run token, or a session request without its CSRF token."),
     "404": _error("No such resource visible to the caller (another project's answers 404 too)."),
+    "429": _error("Over `K8X_API_RATE_LIMIT_PER_MINUTE` requests this minute for this key or user; see `Retry-After`."),
 }
 _WRITE = {
     **_READ,

@@ -25,6 +25,7 @@ from functools import wraps
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -40,7 +41,7 @@ from k8x_core.audit import Actor, actor_of_api_key
 from k8x_core.catalog import services as service_domain
 from k8x_core.catalog.service_save import service_save_checked
 from k8x_core.events.apikeys import apikey_role_in
-from k8x_core.events.ingest import IngestRefused, sender_authenticate
+from k8x_core.events.ingest import IngestRefused, rate_limit_take, sender_authenticate
 from k8x_core.models import (
     ApiKey,
     Config,
@@ -68,11 +69,12 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, field: str = "") -> None:
+    def __init__(self, status: int, message: str, *, field: str = "", retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.retry_after = retry_after
 
 
 # --- who is calling ------------------------------------------------------------------
@@ -100,6 +102,14 @@ class Caller:
             return Project.objects.filter(pk=self.key.project_id)
         assert self.user is not None
         return projects_visible(user=self.user)
+
+    @property
+    def rate_key(self) -> str:
+        """Whose budget of API requests a call takes from: the key's, or the user's."""
+        if self.key is not None:
+            return f"api:key:{self.key.pk}"
+        assert self.user is not None
+        return f"api:user:{self.user.pk}"
 
     @property
     def person(self) -> User | None:
@@ -180,13 +190,22 @@ def endpoint(*methods: str) -> Callable[[Handler], Callable[..., HttpResponse]]:
                 _refuse_nul(request.path, "path")
                 for name, values in request.GET.lists():
                     _refuse_nul([name, *values], name)
-                return view(request, _caller(request), **kwargs)
+                caller = _caller(request)
+                _rate_take(caller)
+                return view(request, caller, **kwargs)
             except ApiError as exc:
-                return error_response(exc.status, exc.message, field=exc.field)
+                return error_response(exc.status, exc.message, field=exc.field, retry_after=exc.retry_after)
 
         return inner
 
     return wrap
+
+
+def _rate_take(caller: Caller) -> None:
+    try:
+        rate_limit_take(key=caller.rate_key, limit=settings.K8X_API_RATE_LIMIT_PER_MINUTE, unit="requests")
+    except IngestRefused as exc:
+        raise ApiError(exc.status, exc.message, field=exc.field, retry_after=exc.retry_after) from None
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:

@@ -195,14 +195,16 @@ def _rate_window(*, key: str, limit: int | None, now: float | None) -> tuple[int
     return per_minute, now, f"k8x:rate:{key}:{int(now // 60)}"
 
 
-def _rate_refused(*, per_minute: int, now: float) -> IngestRefused:
+def _rate_refused(*, per_minute: int, now: float, unit: str = "events") -> IngestRefused:
     retry_after = max(1, math.ceil(60 - (now % 60)))
     return IngestRefused(
-        429, f"rate limit of {per_minute} events per minute exceeded", field="rate", retry_after=retry_after
+        429, f"rate limit of {per_minute} {unit} per minute exceeded", field="rate", retry_after=retry_after
     )
 
 
-def rate_limit_take(*, key: str, count: int = 1, limit: int | None = None, now: float | None = None) -> None:
+def rate_limit_take(
+    *, key: str, count: int = 1, limit: int | None = None, now: float | None = None, unit: str = "events"
+) -> None:
     """Take ``count`` from the sender's budget for the current minute (a fixed
     window in Redis), or raise IngestRefused(429) with the seconds until the
     next window. With Redis unreachable the limit is not enforced (logged):
@@ -222,7 +224,7 @@ def rate_limit_take(*, key: str, count: int = 1, limit: int | None = None, now: 
         logger.warning("rate limit not enforced: Redis unreachable", exc_info=True)
         return
     if used > per_minute:
-        raise _rate_refused(per_minute=per_minute, now=now)
+        raise _rate_refused(per_minute=per_minute, now=now, unit=unit)
 
 
 # One asyncio Redis client per event loop (its connections belong to the loop

@@ -41,6 +41,13 @@ def test_invalid_values_are_named(settings) -> None:
     assert any("K8X_LOG_CAP_BYTES" in m.msg for m in messages)
 
 
+def test_api_rate_limit_may_be_off_never_negative(settings) -> None:
+    settings.K8X_API_RATE_LIMIT_PER_MINUTE = 0
+    assert not any("K8X_API_RATE_LIMIT_PER_MINUTE" in m.msg for m in check_settings())
+    settings.K8X_API_RATE_LIMIT_PER_MINUTE = -1
+    assert [m.id for m in check_settings() if "K8X_API_RATE_LIMIT_PER_MINUTE" in m.msg] == ["k8x.E007"]
+
+
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SECRET_KEY", "K8X_SECRETS_KEY", "DEBUG"))}
     # Keep the generated .state/k8x.env of `make up` out of this check.

@@ -5,6 +5,7 @@ project's key) against PostgreSQL; answers validated against the OpenAPI documen
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -427,3 +428,21 @@ def test_every_change_through_the_api_is_audited_with_the_key(world: World) -> N
     assert entries[4].changes == {"value": {"old": "eu", "new": "us"}}
     for entry in entries:
         assert "hunter2" not in json.dumps(entry.changes)
+
+
+def test_rate_limit_per_key_and_per_user(world: World, settings: Any) -> None:
+    settings.K8X_API_RATE_LIMIT_PER_MINUTE = 3
+    if time.time() % 60 > 55:  # the limit is a per-minute window: start the calls inside one
+        time.sleep(60 - time.time() % 60 + 0.5)
+    busy = make_caller(world, "key-user")
+    codes = [busy.call("GET", f"{V1}/services").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    refused = busy.call("GET", V1)
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json() == {"error": "rate limit of 3 requests per minute exceeded", "field": "rate"}
+    # Another key of the same project and a console user have budgets of their own.
+    assert make_caller(world, "key-admin").call("GET", V1).status_code == 200
+    assert make_caller(world, "session-user").call("GET", V1).status_code == 200
+    settings.K8X_API_RATE_LIMIT_PER_MINUTE = 0  # no limit
+    assert busy.call("GET", V1).status_code == 200
