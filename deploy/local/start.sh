@@ -255,6 +255,8 @@ logging:
   format: text
 EOF
 is_running kubelet && KUBELET_T0=0 || KUBELET_T0=$(( $(date +%s) - 1 ))
+ensure_port_free kubelet "127.0.0.1:10250"
+ensure_port_free kubelet "127.0.0.1:10248"
 start_bg kubelet "$K8S_BIN/kubelet" \
   --config="$CLUSTER_DIR/kubelet-config.yaml" --kubeconfig="$PKI/kubelet.kubeconfig" \
   --root-dir="$KUBELET_DIR" --cert-dir="$KUBELET_DIR/pki" \
@@ -297,10 +299,10 @@ node_ready() {
   read -r status beat <<<"$out"
   [[ $status == True && -n $beat ]] && (( $(date -d "$beat" +%s) >= KUBELET_T0 ))
 }
-for p in kube-controller-manager kube-scheduler kubelet kube-proxy; do is_running "$p" || die "$p exited (log: $LOG_DIR/$p.log)"; done
+require_running kube-controller-manager kube-scheduler kubelet kube-proxy
 wait_for "node $NODE_NAME Ready" 120 kubelet node_ready
 wait_for "ServiceAccount default/default" 60 kube-controller-manager kc -n default get serviceaccount default
-for p in kube-scheduler kube-proxy; do is_running "$p" || die "$p exited (log: $LOG_DIR/$p.log)"; done
+require_running kube-scheduler kube-proxy
 
 log "cluster ready in $((SECONDS - T0))s: kubernetes v$K8S_VERSION, node $NODE_NAME, pods on $BRIDGE ($BRIDGE_IP), registry $REGISTRY"
 log "kubeconfig: $KUBECONFIG_FILE   (eval \"\$(deploy/local/env.sh)\" to use it)"

@@ -48,6 +48,15 @@ ensure_port_free() {  # ensure_port_free <name> <addr:port>: unless <name> runs,
   [[ -z $listeners ]] || die "cannot start $1: port $port is taken by another process: $listeners"
 }
 
+require_running() {  # require_running <name>...: each still runs, else show the end of its log and stop
+  local name
+  for name in "$@"; do
+    is_running "$name" && continue
+    tail -n 25 "$LOG_DIR/$name.log" >&2 || true
+    die "$name exited (log: $LOG_DIR/$name.log)"
+  done
+}
+
 alive() {  # alive <pid>: exists and is not a zombie waiting to be reaped
   local stat
   stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
