@@ -1,4 +1,5 @@
-"""Django admin for every model. Secret values are write-only and masked."""
+"""Django admin for every model. Secret values are write-only and masked; every
+change to a project's configuration made here is in the audit log."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from k8x_core import kube, models
+from k8x_core.audit import audit_fields, audit_record
 from k8x_core.crypto import secret_encrypt
 from k8x_core.hub.matching import trigger_clean
 from k8x_core.notify.rules import rule_url_display
@@ -19,6 +21,47 @@ MASK = "••••••••"
 
 
 SECURITY_FIELDS = ("pod_security_level", "quota", "limits")
+
+
+class AuditedAdmin(admin.ModelAdmin[Any]):
+    """Records each create, change and delete made in the admin site in the audit log,
+    as the console does, with the superuser as actor (``audit_kind``: the log's kind)."""
+
+    audit_kind = ""
+
+    def _audit(self, request: HttpRequest, obj: Any, *, action: str, before: dict[str, Any] | None) -> None:
+        if isinstance(obj, models.Project):
+            # A deleted project's entries go with it (cascade): its deletion is recorded without one.
+            project = None if action == "delete" else obj
+        else:
+            project = getattr(obj, "project", None)
+            if project is None and getattr(obj, "service", None) is not None:
+                project = obj.service.project
+        audit_record(
+            project=project,
+            actor=request.user,
+            action=action,
+            kind=self.audit_kind,
+            name=str(obj),
+            object_id=obj.pk,
+            before=before,
+            after=None if action == "delete" else audit_fields(obj),
+        )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        old = type(obj)._default_manager.filter(pk=obj.pk).first() if change and obj.pk is not None else None
+        before = audit_fields(old) if old is not None else None
+        super().save_model(request, obj, form, change)
+        self._audit(request, obj, action="update" if before is not None else "create", before=before)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self._audit(request, obj, action="delete", before=audit_fields(obj))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            self._audit(request, obj, action="delete", before=audit_fields(obj))
+        super().delete_queryset(request, queryset)
 
 
 class ProjectAdminForm(forms.ModelForm[models.Project]):
@@ -43,7 +86,8 @@ def _quantities(value: Any, what: str) -> dict[str, str]:
 
 
 @admin.register(models.Project)
-class ProjectAdmin(admin.ModelAdmin[models.Project]):
+class ProjectAdmin(AuditedAdmin):
+    audit_kind = "project"
     form = ProjectAdminForm
     list_display = ["slug", "name", "namespace", "pod_security_level", "created_at"]
     list_filter = ["pod_security_level"]
@@ -70,7 +114,8 @@ class ProjectAdmin(admin.ModelAdmin[models.Project]):
 
 
 @admin.register(models.Membership)
-class MembershipAdmin(admin.ModelAdmin[models.Membership]):
+class MembershipAdmin(AuditedAdmin):
+    audit_kind = "member"
     list_display = ["project", "user", "role"]
     list_filter = ["role", "project"]
 
@@ -101,7 +146,8 @@ class ServiceAdminForm(forms.ModelForm[models.Service]):
 
 
 @admin.register(models.Service)
-class ServiceAdmin(admin.ModelAdmin[models.Service]):
+class ServiceAdmin(AuditedAdmin):
+    audit_kind = "service"
     form = ServiceAdminForm
     list_display = ["name", "project", "active", "image", "origin", "updated_at"]
     list_filter = ["active", "project", "origin"]
@@ -119,14 +165,16 @@ class TriggerAdminForm(forms.ModelForm[models.Trigger]):
 
 
 @admin.register(models.Trigger)
-class TriggerAdmin(admin.ModelAdmin[models.Trigger]):
+class TriggerAdmin(AuditedAdmin):
+    audit_kind = "trigger"
     form = TriggerAdminForm
     list_display = ["event_type", "source_glob", "service", "active", "origin"]
     list_filter = ["active", "origin"]
 
 
 @admin.register(models.Config)
-class ConfigAdmin(admin.ModelAdmin[models.Config]):
+class ConfigAdmin(AuditedAdmin):
+    audit_kind = "config"
     list_display = ["key", "scope", "project", "service", "value"]
     list_filter = ["scope"]
     search_fields = ["key"]
@@ -161,7 +209,8 @@ class SecretAdminForm(forms.ModelForm[models.Secret]):
 
 
 @admin.register(models.Secret)
-class SecretAdmin(admin.ModelAdmin[models.Secret]):
+class SecretAdmin(AuditedAdmin):
+    audit_kind = "secret"
     form = SecretAdminForm
     list_display = ["key", "scope", "project", "service", "masked_value", "updated_at"]
     list_filter = ["scope"]
@@ -199,7 +248,8 @@ class WebhookAdminForm(forms.ModelForm[models.Webhook]):
 
 
 @admin.register(models.Webhook)
-class WebhookAdmin(admin.ModelAdmin[models.Webhook]):
+class WebhookAdmin(AuditedAdmin):
+    audit_kind = "webhook"
     form = WebhookAdminForm
     list_display = ["slug", "project", "event_type", "active", "masked_secret"]
 
@@ -209,10 +259,11 @@ class WebhookAdmin(admin.ModelAdmin[models.Webhook]):
 
 
 @admin.register(models.ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin[models.ApiKey]):
+class ApiKeyAdmin(AuditedAdmin):
     """Keys are created with `k8x_apikey` or the console (shown once); here they
     can be inspected and revoked."""
 
+    audit_kind = "api_key"
     list_display = ["name", "project", "prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
     list_filter = ["project"]
@@ -286,7 +337,8 @@ class GitRepositoryAdminForm(forms.ModelForm[models.GitRepository]):
 
 
 @admin.register(models.GitRepository)
-class GitRepositoryAdmin(admin.ModelAdmin[models.GitRepository]):
+class GitRepositoryAdmin(AuditedAdmin):
+    audit_kind = "git_repository"
     form = GitRepositoryAdminForm
     list_display = ["name", "project", "url", "branch", "last_commit", "last_synced_at"]
     readonly_fields = ["deploy_public_key", "last_commit", "last_synced_at"]
@@ -298,10 +350,11 @@ admin.site.site_header = "K8X administration"
 
 
 @admin.register(models.NotificationRule)
-class NotificationRuleAdmin(admin.ModelAdmin[models.NotificationRule]):
+class NotificationRuleAdmin(AuditedAdmin):
     """Rules are made in the console (the secret is shown once there); here they can be
     inspected, switched off and deleted. The URL's path may be a credential: not shown."""
 
+    audit_kind = "notification_rule"
     list_display = ["name", "project", "service", "channel", "masked_url", "active"]
     list_filter = ["channel", "active"]
     exclude = ["url"]

@@ -29,7 +29,8 @@ REDACTED_FIELDS = frozenset(
     }
 )
 # Per kind, further fields that hold a secret's value.
-REDACTED_BY_KIND = {"secret": frozenset({"value"})}
+# A notification URL's path may be its credential (a Slack webhook's is).
+REDACTED_BY_KIND = {"secret": frozenset({"value"}), "notification_rule": frozenset({"url"})}
 REDACTED = "<redacted>"
 # Bookkeeping that changes with every write and says nothing about the change.
 IGNORED_FIELDS = frozenset({"id", "created_at", "updated_at", "last_used_at", "last_synced_at"})

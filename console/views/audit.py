@@ -23,6 +23,8 @@ KIND_CHOICES = [
     ("api_key", "API key"),
     ("webhook", "webhook"),
     ("git_repository", "git repository"),
+    ("project", "project (admin site)"),
+    ("notification_rule", "notification rule"),
 ]
 
 

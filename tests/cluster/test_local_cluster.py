@@ -124,7 +124,8 @@ def test_log_follow_stream_delivers_lines_while_pod_runs(kube_api, core, batch, 
         batch,
         kube_namespace,
         kube_cluster.busybox_image,
-        ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo line-$i; sleep 0.5; done"],
+        # 8 s of output: under a loaded CI the pod must still run when the test starts following it.
+        ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo line-$i; sleep 1; done"],
     )
     pod = wait_for_pod(
         kube_api,

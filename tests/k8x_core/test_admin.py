@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.apps import apps
 from django.contrib import admin
@@ -9,7 +11,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from k8x_core.admin import MASK
-from k8x_core.models import NotificationRule, Project, Secret, Webhook
+from k8x_core.models import AuditEntry, NotificationRule, Project, Secret, Webhook
 from k8x_core.runs.configs import secret_set
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +113,35 @@ def test_only_a_superuser_sets_a_projects_retention(admin_client_: Client) -> No
     assert client.post(url, {**form, "retention_runs_days": "90"}).status_code == 302
     project.refresh_from_db()
     assert project.retention_runs_days == 3
+
+
+def test_changes_in_the_admin_site_are_audited(admin_client_: Client) -> None:
+    project = Project.objects.create(slug="watched")
+    url = f"/admin/k8x_core/project/{project.pk}/change/"
+    form = {
+        "slug": "watched",
+        "name": "watched",
+        "namespace": project.namespace,
+        "pod_security_level": "restricted",
+        "quota": "{}",
+        "limits": "{}",
+        "retention_runs_days": "9",
+    }
+    assert admin_client_.post(url, form).status_code == 302
+    response = admin_client_.post(
+        "/admin/k8x_core/secret/add/", {"scope": "project", "project": project.pk, "key": "TOKEN", "value": PLAIN}
+    )
+    assert response.status_code == 302
+    secret = Secret.objects.get(key="TOKEN")
+    assert admin_client_.post(f"/admin/k8x_core/secret/{secret.pk}/delete/", {"post": "yes"}).status_code == 302
+
+    entries = list(AuditEntry.objects.filter(project=project).order_by("pk"))
+    assert [(e.kind, e.action, e.actor_kind, e.actor_name) for e in entries] == [
+        ("project", "update", "user", "root"),
+        ("secret", "create", "user", "root"),
+        ("secret", "delete", "user", "root"),
+    ]
+    assert entries[0].changes["retention_runs_days"]["new"] == 9
+    for entry in entries:
+        assert PLAIN not in json.dumps(entry.changes)
+        assert secret.ciphertext not in json.dumps(entry.changes)
