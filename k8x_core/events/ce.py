@@ -142,9 +142,24 @@ def _json_deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+# Content types repeat (a few per topic); decoding reads each several times per
+# event. Short ones only, and cleared when full: a sender cannot grow it.
+_MEDIA_CACHE: dict[str, str] = {}
+_MEDIA_CACHE_MAX, _MEDIA_CACHE_KEY_MAX = 256, 200
+
+
 def ce_media_type(content_type: str | None) -> str:
     """``"Application/JSON; charset=utf-8"`` -> ``"application/json"``."""
-    return (content_type or "").split(";", 1)[0].strip().lower()
+    if not content_type:
+        return ""
+    media = _MEDIA_CACHE.get(content_type)
+    if media is None:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if len(content_type) <= _MEDIA_CACHE_KEY_MAX:
+            if len(_MEDIA_CACHE) >= _MEDIA_CACHE_MAX:
+                _MEDIA_CACHE.clear()
+            _MEDIA_CACHE[content_type] = media
+    return media
 
 
 def ce_is_json_media(content_type: str | None) -> bool:
@@ -173,7 +188,8 @@ def ce_time_format(value: datetime) -> str:
 def ce_validate(attrs: Any) -> None:
     """Raise CloudEventInvalid (naming the attribute) unless ``attrs`` is a
     valid CloudEvent 1.0 in structured JSON form."""
-    if not isinstance(attrs, Mapping):
+    # type() first: the ABC check is slow and nearly every event is a plain dict.
+    if type(attrs) is not dict and not isinstance(attrs, Mapping):
         raise CloudEventInvalid(
             f"an event must be a JSON object, got {type(attrs).__name__}",
             field="event",
@@ -227,7 +243,7 @@ def _b64decode(value: Any) -> bytes:
 def ce_normalize(attrs: Any) -> dict[str, Any]:
     """Validate and return a plain copy; a JSON ``null`` attribute means absent
     (CloudEvents JSON format), so those keys are dropped first."""
-    if isinstance(attrs, Mapping):
+    if type(attrs) is dict or isinstance(attrs, Mapping):
         attrs = {k: v for k, v in attrs.items() if v is not None or k == "data"}
         if attrs.get("data", 0) is None:
             del attrs["data"]
@@ -445,7 +461,13 @@ def ce_from_kafka(
     bad_header = ""
     content_type: str | None = None
     attrs: dict[str, Any] = {}
-    for name, raw in _headers_list(headers):
+    # What the hub passes (a list of (str, bytes)) is read as it is; anything else is normalised first.
+    pairs = headers if type(headers) is list else _headers_list(headers)
+    for name, raw in pairs:
+        if type(name) is not str or type(raw) is not bytes:
+            if raw is None:
+                continue
+            name, raw = str(name), raw if isinstance(raw, bytes) else str(raw).encode()
         size += len(name) + len(raw)
         try:
             text = raw.decode()
