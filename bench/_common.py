@@ -47,6 +47,27 @@ def django_ready() -> None:
     call_command("migrate", verbosity=0)
 
 
+def proc_status_mb(pid: int, field: str) -> float:
+    """A ``/proc/<pid>/status`` size field (VmRSS, VmHWM...) in MB; NaN when
+    the process (or the field) is gone, so a vanished process never reads as 0."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (utime + stime from ``/proc/<pid>/stat``); NaN when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

@@ -20,7 +20,10 @@ Per mix:
    5,000-event sample of the mix (pure CPU, no I/O); the remainder of the
    hub's time per event is recording, enqueuing and committing.
 
-Every row prints the load average beside it: the machine is shared.
+Beside the wall-time rates, the CPU seconds per event of the hub process
+(``/proc/<pid>/stat``, all its threads) and of the bare consumer (this
+process's CPU while it reads): on a shared, loaded machine CPU per event moves
+much less than events/s. Every row prints the load average beside it.
 
     DATABASE_URL=postgres://k8x:k8x@127.0.0.1:55432/k8x_bench python bench/bench_hub.py [N] [MIXES]
 
@@ -42,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, django_ready
+from _common import REPO, django_ready, proc_cpu_seconds, proc_status_mb
 
 NOISE_TYPES = 20
 
@@ -54,6 +57,7 @@ class MixResult:
     matched: int
     runs: int
     bare_s: float
+    bare_cpu_s: float
     hub_s: float
     hub_cpu_s: float
     hub_rss_mb: float
@@ -71,24 +75,6 @@ def clean_up(Event: Any, Project: Any, Run: Any, UnmatchedCount: Any) -> None:
     Event.objects.filter(source__startswith="/bench-hub/").delete()
     UnmatchedCount.objects.filter(type__startswith="bench.noise.").delete()
     Project.objects.filter(slug__startswith="bench-hub-").delete()
-
-
-def _proc_status_mb(pid: int, field: str) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _proc_cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _metrics(port: int) -> dict[str, float]:
@@ -170,10 +156,13 @@ def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> Mix
         bare.subscribe([topic])
         seen = 0
         first: float | None = None
+        bare_cpu0 = 0.0
         while seen < n:
             msgs = bare.consume(num_messages=500, timeout=0.5)
             if msgs and first is None:
                 first = time.perf_counter()
+                # This process's CPU (all threads: librdkafka's too), as the hub's is read from /proc.
+                bare_cpu0 = time.process_time()
             for m in msgs:
                 if m.error() is None:
                     m.value()
@@ -182,6 +171,7 @@ def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> Mix
             if msgs:
                 bare.commit(asynchronous=False)
         bare_s = time.perf_counter() - (first or 0)
+        bare_cpu_s = time.process_time() - bare_cpu0
         bare.close()
 
         # The hub as its own process.
@@ -205,7 +195,7 @@ def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> Mix
             )
         try:
             deadline = time.monotonic() + 120
-            idle_rss = 0.0
+            idle_rss = float("nan")
             counted = 0.0
             first = None
             cpu0 = 0.0
@@ -219,19 +209,19 @@ def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> Mix
                 if total > counted:
                     last_change = now
                     deadline = time.monotonic() + 120
-                if progress and not idle_rss:
+                if progress and idle_rss != idle_rss:  # NaN: not read yet
                     # Serving /metrics, nothing recorded yet: set up, before its first batch.
-                    idle_rss = _proc_status_mb(proc.pid, "VmRSS")
+                    idle_rss = proc_status_mb(proc.pid, "VmRSS")
                 if first is None:
                     if total == 0:
-                        cpu0 = _proc_cpu_s(proc.pid)
+                        cpu0 = proc_cpu_seconds(proc.pid)
                     else:
                         first = now
                 counted = total
                 time.sleep(0.02)
             hub_s = last_change - (first or last_change)
-            hub_cpu = _proc_cpu_s(proc.pid) - cpu0
-            hub_rss = _proc_status_mb(proc.pid, "VmHWM")
+            hub_cpu = proc_cpu_seconds(proc.pid) - cpu0
+            hub_rss = proc_status_mb(proc.pid, "VmHWM")
             metrics = _metrics(port)
         finally:
             proc.terminate()
@@ -269,6 +259,7 @@ def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> Mix
             matched=matched,
             runs=runs,
             bare_s=bare_s,
+            bare_cpu_s=bare_cpu_s,
             hub_s=hub_s,
             hub_cpu_s=hub_cpu,
             hub_rss_mb=hub_rss,
@@ -326,11 +317,11 @@ def main() -> None:
     batch = os.environ.get("K8X_HUB_BATCH_SIZE", str(settings.K8X_HUB_BATCH_SIZE))
     print(f"\nhub benchmark: {n} events per mix, hub = `manage.py k8x_hub` process, batch size {batch}")
     head = (
-        f"{'mix':>5}{'runs':>8}{'bare ev/s':>11}{'hub ev/s':>10}{'ratio':>7}{'decode':>8}{'match':>7}"
-        f"{'rest':>7}{'batch':>8}{'CPU':>6}{'RSS MB':>13}{'load 1/5m':>11}  target"
+        f"{'mix':>5}{'runs':>8}{'bare ev/s':>11}{'hub ev/s':>10}{'ratio':>7}{'hub CPU':>9}{'bare CPU':>9}"
+        f"{'decode':>8}{'match':>7}{'rest':>7}{'batch':>8}{'CPU':>6}{'RSS MB':>13}{'load 1/5m':>11}  target"
     )
     print(head)
-    print(f"{'':>48}{'(us per event)':<22}{'ms':>3}{'core':>6}{'peak (idle)':>13}")
+    print(f"{'':>41}{'(CPU us per event)':<18}{'(wall us per event)':<22}{'ms':>2}{'core':>6}{'peak (idle)':>13}")
     for r in results:
         hub_rate = r.n / r.hub_s if r.hub_s else float("nan")
         bare_rate = r.n / r.bare_s
@@ -340,7 +331,8 @@ def main() -> None:
         met = hub_rate >= rate_t and ratio >= ratio_t
         target = f">= {rate_t:,}/s" + (f", >= {ratio_t}x" if ratio_t else "") + (" MET" if met else " NOT MET")
         print(
-            f"{str(r.mix) + '%':>5}{r.runs:>8}{bare_rate:>11,.0f}{hub_rate:>10,.0f}{ratio:>7.2f}{r.decode_us:>8.0f}"
+            f"{str(r.mix) + '%':>5}{r.runs:>8}{bare_rate:>11,.0f}{hub_rate:>10,.0f}{ratio:>7.2f}"
+            f"{r.hub_cpu_s / r.n * 1e6:>9.0f}{r.bare_cpu_s / r.n * 1e6:>9.0f}{r.decode_us:>8.0f}"
             f"{r.match_us:>7.0f}{per_event - r.decode_us - r.match_us:>7.0f}{r.batch_mean_ms:>8.1f}"
             f"{r.hub_cpu_s / r.hub_s if r.hub_s else 0:>6.2f}{f'{r.hub_rss_mb:.0f} ({r.hub_idle_rss_mb:.0f})':>13}"
             f"{f'{r.load[0]:.1f}/{r.load[1]:.1f}':>11}  {target}"
@@ -348,6 +340,7 @@ def main() -> None:
     print(
         "decode, match: this process, 5,000-event sample, no I/O; rest = hub time per event - decode - match"
         " (recording, enqueuing, committing, Kafka polls); batch = mean of k8x_hub_batch_seconds;"
+        " hub CPU, bare CPU = CPU seconds (all threads) per event of the hub process and of the bare consumer;"
         " CPU = the hub process's utime+stime / its wall time; RSS: peak (VmHWM) and once serving /metrics"
         " before its first batch."
     )

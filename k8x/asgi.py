@@ -2,9 +2,16 @@
 
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "k8x.settings")
+# Without the web apps there is no console, API or websocket routing to serve.
+if not settings.K8X_WEB_APPS:
+    raise SystemExit(
+        "refusing to start: K8X_WEB_APPS is false (the setting of the background processes); "
+        "the web process needs K8X_WEB_APPS=true (the default)"
+    )
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -176,6 +176,19 @@ INSTALLED_APPS = [
     "console",
     "worker",
 ]
+# False in the background processes (manage.py sets it for the commands of the Procfile):
+# Daphne, Twisted, Autobahn, Channels, the console and the admin's registrations are
+# not imported (~30 MB less RSS each). Every app with models stays (the admin's
+# LogEntry through SimpleAdminConfig, which does not autodiscover admin modules),
+# so the schema and the ORM's cascades are the web process's.
+K8X_WEB_APPS = env.bool("K8X_WEB_APPS", default=True)
+WEB_ONLY_APPS = ("daphne", "django.contrib.staticfiles", "channels", "console")
+if not K8X_WEB_APPS:
+    INSTALLED_APPS = [
+        "django.contrib.admin.apps.SimpleAdminConfig" if app == "django.contrib.admin" else app
+        for app in INSTALLED_APPS
+        if app not in WEB_ONLY_APPS
+    ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -18,6 +18,7 @@ from rq.queue import Queue
 from rq.worker import SimpleWorker
 
 from k8x_core.metrics import WORKER_JOBS, collect_queue_depth
+from k8x_core.process.collector import gc_freeze_after_setup
 from k8x_core.process.health import HealthServer, ProcessHealth, health_serve
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class HealthWorker(SimpleWorker):
         # scheduler process, which must not inherit the listening socket.
         if self.health_server is None:
             self.health_server = health_serve(health=self.health)
+            gc_freeze_after_setup()
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:

@@ -99,8 +99,8 @@ class Decoded:
     message: HubMessage
     event: dict[str, Any]
     project_id: int | None
+    # The event's own, else "" until it is stored (``_event_row`` makes one up then).
     correlation_id: str
-    time: datetime | None
     size: int
     # JSON text and its UTF-8 size; "" and -1 until needed (``_payload``).
     payload_json: str
@@ -181,12 +181,13 @@ def hub_decode(message: HubMessage, *, index: TriggerIndex) -> Decoded | Rejecte
             raise EventRejected(
                 f"{source_reserved_problem(source=event.get('source'))}; accepted only with extension '{EXT_PROJECT}'"
             )
-        when = ce_time_parse(event["time"]) if "time" in event else None
     except (EventRejected, CloudEventInvalid) as exc:
         return Rejected(message, str(exc), event)
     except (ValueError, TypeError, RecursionError) as exc:
         return Rejected(message, f"event could not be processed: {type(exc).__name__}: {exc}", event)
-    return Decoded(message, event, project_id, correlation or ce_new_correlation_id(), when, size, text)
+    # ``time`` was validated by ce_from_kafka; it is parsed (and a missing
+    # correlation id made up) only for the events that are stored.
+    return Decoded(message, event, project_id, correlation, size, text)
 
 
 def _payload_checked(event: dict[str, Any]) -> tuple[str, int]:
@@ -212,7 +213,7 @@ def _plainly_storable(message: HubMessage, event: dict[str, Any]) -> bool:
     content_type = event.get("datacontenttype")
     if content_type is not None and not ce_is_json_media(content_type):
         return False
-    if any(b"\x00" in v for _name, v in message.headers):
+    if b"\x00" in b"".join([v for _name, v in message.headers]):
         return False
     try:
         # json.loads decodes bytes with "surrogatepass": UTF-8-encoded surrogates would get through.
@@ -321,12 +322,14 @@ def _rejected_row(item: Rejected, *, now: datetime, project_id: int | None = Non
 def _event_row(item: Decoded, *, outcome: str, now: datetime, reason: str = "", duplicate_of: int | None = None) -> Row:
     ev = item.event
     payload, size = _payload(item)
+    if not item.correlation_id:
+        item.correlation_id = ce_new_correlation_id()
     return {
         "ce_id": ev["id"],
         "source": ev["source"],
         "type": ev["type"],
         "subject": ev.get("subject", ""),
-        "time": item.time,
+        "time": ce_time_parse(ev["time"]) if "time" in ev else None,
         "datacontenttype": ev.get("datacontenttype", ""),
         "payload": payload,
         "correlation_id": item.correlation_id,

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from k8x_core.hub.loop import hub_create
+from k8x_core.process.collector import gc_freeze_after_setup
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
 from k8x_core.process.shutdown import shutdown_on_signals
 
@@ -35,6 +36,8 @@ class Command(BaseCommand):
         hub = hub_create(topics=options["topic"], group=options["group"])
 
         shutdown_on_signals(stop=hub.stop, what="finishing the current batch, then leaving the group")
+        hub.refresh_index(force=True)
+        gc_freeze_after_setup()
         logger.info("hub consuming %s in group %s", hub.consumer.topics, options["group"] or settings.K8X_HUB_GROUP)
         # Hub.run() with a heartbeat per step.
         while not hub.stopping:

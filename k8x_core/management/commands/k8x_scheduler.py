@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from k8x_core.catalog.git import repos_sync_due
 from k8x_core.events.scheduler import schedule_process_one
+from k8x_core.process.collector import gc_freeze_after_setup
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
 from k8x_core.process.leader import leader_elector_for, leader_loop
 from k8x_core.process.shutdown import shutdown_on_signals
@@ -104,6 +105,7 @@ class Command(BaseCommand):
         shutdown_on_signals(stop=stopping.set, what="stopping after this pass")
         health = ProcessHealth(role="scheduler")
         health_serve(health=health, port=options["health_port"])
+        gc_freeze_after_setup()
         leader_loop(
             elector=leader_elector_for(role="scheduler", name="k8x-scheduler"),
             actor_create=lambda: SchedulerPasses(interval=interval, stopping=stopping),

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
 
+from k8x_core.process.collector import gc_freeze_after_setup
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
 from k8x_core.process.leader import leader_elector_for, leader_loop
 from k8x_core.process.shutdown import shutdown_on_signals
@@ -46,6 +47,7 @@ class Command(BaseCommand):
             logger.info("watching K8X Jobs and pods in %s", namespace or "all namespaces")
             return Watcher(namespace=namespace, follow_logs=not options["no_logs"])
 
+        gc_freeze_after_setup()
         try:
             leader_loop(elector=elector, actor_create=watcher_create, health=health, stopping=stopping)
         finally:

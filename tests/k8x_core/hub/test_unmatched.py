@@ -92,7 +92,7 @@ def test_unmatched_events_are_counted_and_a_bounded_sample_is_kept(
 
 def decoded(type_: str) -> tuple[Decoded, str]:
     ev = event(type_)
-    return Decoded(message(ev), ev, None, "c", None, 0, ""), "no active trigger matches"
+    return Decoded(message(ev), ev, None, "c", 0, ""), "no active trigger matches"
 
 
 def test_each_type_writes_at_most_its_sample_per_window() -> None:

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
+from k8x_core.process.collector import gc_freeze_after_setup
 from k8x_core.process.health import ProcessHealth, health_port_argument, health_serve
 from k8x_core.process.shutdown import shutdown_on_signals
 from worker.reconcile import deliveries_reconcile, notify_reconcile, runs_reconcile
@@ -46,6 +47,7 @@ class Command(BaseCommand):
         problem: dict[str, str] = {}
         health.ready_check = lambda: dict(problem)
         health_serve(health=health, port=options["health_port"])
+        gc_freeze_after_setup()
         while not stopping.is_set():
             health.beat()
             try:
