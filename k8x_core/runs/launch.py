@@ -45,7 +45,8 @@ from k8x_core.events.tokens import run_token_issue
 from k8x_core.metrics import LAUNCH_LATENCY
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import jobspec, validation
-from k8x_core.runs.configs import SecretUndecryptable, configs_resolve, secrets_resolve
+from k8x_core.runs.configs import SecretUndecryptable, secrets_resolve, secrets_reveal
+from k8x_core.runs.launchread import LaunchRun, LaunchService, launch_run_read, launch_scope_read
 from k8x_core.runs.live import live_publish_status
 from k8x_core.runs.logs import run_log_store_final
 from k8x_core.runs.namespaces import project_namespace_ensure
@@ -73,7 +74,7 @@ def _failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _publish(run: Run, status: str, **extra: Any) -> None:
+def _publish(run: Run | LaunchRun, status: str, **extra: Any) -> None:
     live_publish_status(
         run_id=run.pk,
         project_id=run.service.project_id,
@@ -94,7 +95,9 @@ def _digest(values: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
-def service_secrets_sync(*, service: Service, force: bool = False, values: dict[str, str] | None = None) -> bool:
+def service_secrets_sync(
+    *, service: Service | LaunchService, force: bool = False, values: dict[str, str] | None = None
+) -> bool:
     """Make the service's Kubernetes Secret hold exactly its merged secret values.
 
     Called before every launch (cheap when nothing changed: the values' digest is
@@ -165,7 +168,7 @@ def service_queue_advance(*, service_id: int) -> list[uuid.UUID]:
 # --- launching -------------------------------------------------------------------------------
 
 
-def _end(run: Run, *, to: RunStatus, reason: str, message: str) -> None:
+def _end(run: Run | LaunchRun, *, to: RunStatus, reason: str, message: str) -> None:
     """End a run that never got a Job (failed before launch, or not to be launched)."""
     now = timezone.now()
     if run_transition(
@@ -180,11 +183,11 @@ def _end(run: Run, *, to: RunStatus, reason: str, message: str) -> None:
         service_queue_advance(service_id=run.service_id)
 
 
-def _fail(run: Run, *, reason: str, message: str) -> None:
+def _fail(run: LaunchRun, *, reason: str, message: str) -> None:
     _end(run, to=RunStatus.FAILED, reason=reason, message=message)
 
 
-def _create_job(run: Run, build: jobspec.JobBuild, namespace: str) -> tuple[LaunchResult, dict[str, Any] | None]:
+def _create_job(run: LaunchRun, build: jobspec.JobBuild, namespace: str) -> tuple[LaunchResult, dict[str, Any] | None]:
     """Create the run Secret and the Job (or adopt an existing Job)."""
     name = run_job_name(run.pk)
     labels = {
@@ -276,7 +279,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
     """Launch a queued run as a Job (idempotent). Raises kube.KubeUnavailable when the
     cluster cannot be reached within the retry deadline: the run stays queued and is
     launched again (RQ retry or the reconciler)."""
-    run = Run.objects.select_related("service__project", "event").filter(pk=run_id).first()
+    run = launch_run_read(run_id=run_id)
     if run is None or run.status != RunStatus.QUEUED:
         return LaunchResult.SKIPPED
     service = run.service
@@ -303,9 +306,11 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         _fail(run, reason="PolicyViolation", message="; ".join(str(p) for p in problems))
         return LaunchResult.FAILED
 
-    # One query for the secrets serves both the Job's references and the sync.
+    # One query for configs and secrets serves the Job's environment, its
+    # references and the sync.
+    configs, secret_entries = launch_scope_read(project_id=project.id, service_id=service.id)
     try:
-        secret_values = secrets_resolve(service=service)
+        secret_values = secrets_reveal(secret_entries)
     except SecretUndecryptable as exc:
         # Final, not retried: no launch attempt can decrypt it (the queue moves on).
         _fail(run, reason="SecretUndecryptable", message=str(exc))
@@ -317,7 +322,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
             project_slug=project.slug,
             namespace=namespace,
             event=run.event,
-            configs=configs_resolve(service=service),
+            configs=configs,
             secret_keys=sorted(secret_values),
             events_url=settings.K8X_EVENTS_URL,
             run_token=token,
@@ -367,7 +372,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
     return result
 
 
-def _mark_starting(run: Run) -> bool:
+def _mark_starting(run: LaunchRun) -> bool:
     return run_transition(
         run_id=run.pk,
         to=RunStatus.STARTING,
