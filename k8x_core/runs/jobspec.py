@@ -26,6 +26,7 @@ service's Kubernetes Secret (``k8x-svc-<service>``), and ``K8X_RUN_TOKEN`` a
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -168,11 +169,22 @@ def json_compact(value: Any) -> str:
 
 
 def template_parse(text: str) -> dict[str, Any]:
-    """A service's ``deployment.yaml`` as a batch/v1 Job dict (``templates.template_load``'s shapes)."""
+    """A service's ``deployment.yaml`` as a batch/v1 Job dict (``templates.template_load``'s shapes):
+    a fresh dict on every call, the caller may change it."""
+    job, message = _template_parsed(text)
+    if job is None:
+        raise JobSpecInvalid(message)
+    return copy.deepcopy(job)
+
+
+@functools.lru_cache(maxsize=64)
+def _template_parsed(text: str) -> tuple[dict[str, Any] | None, str]:
+    # A launch parses its service's template again and again: YAML is parsed
+    # once per text (never handed out: template_parse gives each caller a copy).
     job, problems = template_load(text)
     if job is None:
-        raise JobSpecInvalid("job template: " + "; ".join(str(p) for p in problems))
-    return job
+        return None, "job template: " + "; ".join(str(p) for p in problems)
+    return job, ""
 
 
 @dataclass(frozen=True)

@@ -222,36 +222,30 @@ def _create_job(run: LaunchRun, build: jobspec.JobBuild, namespace: str) -> tupl
     return result, job
 
 
-# Pod shapes Pod Security admission accepted, by namespace and digest (bounded):
-# its verdict depends on the pod's security fields and the namespace's level, not
-# on a run's environment or Secret names, so each shape is asked about once.
-_admitted: dict[tuple[str, str], bool] = {}
+# Services whose pods Pod Security admission accepted, by namespace, level and
+# the service's version (its id and ``updated_at``: any edit of the service is a
+# new key, so a changed template is asked about again). Admission judges the
+# pod's security fields and volume types, which come from the service's fields,
+# the project's UID and the level; a run's environment, Secret names and the
+# event-file volume (a Secret volume, allowed at every level) do not change its
+# verdict. So a service's pods are asked about once per version, and the key
+# costs no hashing of the pod spec. Bounded: cleared when full.
+_admitted: dict[tuple[str, str, int, str, bool], bool] = {}
+_admitted_lock = threading.Lock()
 _ADMITTED_MAX = 4096
 
 
-def _admission_shape(pod_spec: dict[str, Any]) -> str:
-    """A digest of what admission judges: the pod spec without the run's own values."""
-    spec = json.loads(json.dumps(pod_spec))
-    for key in ("containers", "initContainers"):
-        for container in spec.get(key) or []:
-            container.pop("env", None)
-    for volume in spec.get("volumes") or []:
-        if isinstance(volume.get("secret"), dict):
-            volume["secret"].pop("secretName", None)
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-
-
-def _admission_refusal(build: jobspec.JobBuild, namespace: str, level: str) -> str:
+def _admission_refusal(build: jobspec.JobBuild, namespace: str, level: str, service: LaunchService) -> str:
     """Pod Security admission's refusal of the Job's pod, if any ("" when admitted).
 
     Admission judges the Job controller's pods, not the Job: a refused pod would
     leave the Job without pods and the run waiting. A dry run of the pod asks
-    admission now, so the run fails with its message instead; an accepted shape
-    is remembered, so a service's later runs cost no extra API call."""
-    template = build.job["spec"]["template"]
-    key = (namespace, f"{level}:{_admission_shape(template['spec'])}")
+    admission now, so the run fails with its message instead; an accepted
+    service version is remembered, so its later runs cost no extra API call."""
+    key = (namespace, level, service.id, service.updated_at.isoformat(), build.event_in_file)
     if key in _admitted:
         return ""
+    template = build.job["spec"]["template"]
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -264,9 +258,10 @@ def _admission_refusal(build: jobspec.JobBuild, namespace: str, level: str) -> s
         # Other refusals (a missing service account right after the namespace was
         # created, a field error) are the Job create's to report.
         return exc.message if "PodSecurity" in exc.message else ""
-    if len(_admitted) >= _ADMITTED_MAX:
-        _admitted.clear()
-    _admitted[key] = True
+    with _admitted_lock:
+        if len(_admitted) >= _ADMITTED_MAX:
+            _admitted.clear()
+        _admitted[key] = True
     return ""
 
 
@@ -334,7 +329,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
 
     project_namespace_ensure(project=project)
     service_secrets_sync(service=service, values=secret_values)
-    refusal = _admission_refusal(build, namespace, project.pod_security_level)
+    refusal = _admission_refusal(build, namespace, project.pod_security_level, service)
     if refusal:
         _fail(run, reason="PodSecurity", message=refusal)
         return LaunchResult.FAILED
