@@ -76,3 +76,21 @@ def proc_cpu_seconds(pid: int) -> float:
     # Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15.
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def namespace_cleanup(name: str) -> None:
+    """Delete a benchmark's namespace. K8X's own identity may not delete namespaces:
+    with K8X_TEST_ADMIN_KUBECONFIG set (as for the tests) the cluster admin does."""
+    # Imported here: Django is set up by django_ready(), after this module is imported.
+    from django.conf import settings
+
+    from k8x_core import kube
+
+    admin = os.environ.get("K8X_TEST_ADMIN_KUBECONFIG")
+    if admin:
+        settings.KUBECONFIG = admin
+        kube.api_client_reset()
+    try:
+        kube.namespace_delete(name=name)
+    except kube.KubeError as exc:
+        print(f"namespace {name} not deleted: {exc}", file=sys.stderr)

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from _common import REPO, django_ready, pct, proc_cpu_seconds, proc_status_mb
+from _common import REPO, django_ready, namespace_cleanup, pct, proc_cpu_seconds, proc_status_mb
 
 os.environ.setdefault("K8X_QUEUE", f"k8x-bench-launch-{uuid.uuid4().hex[:8]}")
 
@@ -346,7 +346,7 @@ def main() -> None:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-        kube.namespace_delete(name=namespace)
+        namespace_cleanup(namespace)
         Run.objects.filter(service__project=project).delete()
         project.delete()
 
