@@ -28,7 +28,8 @@ Phases, in this order:
    launch on (workers x K8X_LAUNCH_THREADS).
 
 From phase 2 on the project's quota allows one pod (``pods: "1"``): Jobs are
-created as usual, but the node is not asked to start hundreds of pods.
+created as usual, but the node is not asked to start hundreds of pods; before
+phase 2 the node settles for BENCH_SETTLE_SECONDS (20) after phase 1's pods.
 
     DATABASE_URL=postgres://k8x:k8x@127.0.0.1:55432/k8x_bench \\
         python bench/bench_launch.py [BURST] [STEADY_SECONDS] [CONTAINER_SECONDS] [LOG_KB]
@@ -141,6 +142,7 @@ def main() -> None:
     steady_seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 10
     container_seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 10
     log_kb = int(sys.argv[4]) if len(sys.argv) > 4 else 256
+    settle = float(os.environ.get("BENCH_SETTLE_SECONDS", "20"))
     django_ready()
     from django.conf import settings
     from django.db import connection
@@ -273,10 +275,12 @@ def main() -> None:
         watcher_cpu = proc_cpu_seconds(procs["watcher"].pid) - watcher_cpu0
         load_container = uptime()
 
-        # From here on one pod at a time: Jobs are created, the node is spared.
+        # From here on one pod at a time: Jobs are created, the node is spared. The
+        # node settles first: phase 1's pods are still being torn down.
         project.quota = {"pods": "1"}
         project.save(update_fields=["quota"])
         project_namespace_ensure(project=project, force=True)
+        time.sleep(settle)
 
         # 2. Steady 20/s: event -> Job created, beside direct creates at the same pace.
         k8x_sent, direct_sent = side_by_side(
