@@ -74,3 +74,21 @@ def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def namespace_cleanup(name: str) -> None:
+    """Delete a benchmark's namespace. K8X's own identity may not delete namespaces:
+    with K8X_TEST_ADMIN_KUBECONFIG set (as for the tests) the cluster admin does."""
+    # Imported here: Django is set up by django_ready(), after this module is imported.
+    from django.conf import settings
+
+    from k8x_core import kube
+
+    admin = os.environ.get("K8X_TEST_ADMIN_KUBECONFIG")
+    if admin:
+        settings.KUBECONFIG = admin
+        kube.api_client_reset()
+    try:
+        kube.namespace_delete(name=name)
+    except kube.KubeError as exc:
+        print(f"namespace {name} not deleted: {exc}", file=sys.stderr)

@@ -137,6 +137,9 @@ K8X_MAX_TRIGGERS_PER_PROJECT = env.int("K8X_MAX_TRIGGERS_PER_PROJECT", default=5
 K8X_MAX_API_KEYS_PER_PROJECT = env.int("K8X_MAX_API_KEYS_PER_PROJECT", default=50)
 # The hub puts up to this many runs into one launch job (worker.jobs.launch_runs).
 K8X_LAUNCH_CHUNK = env.int("K8X_LAUNCH_CHUNK", default=25)
+# A worker launches a chunk's runs on this many threads (k8x_core.process.pool):
+# a launch mostly waits on the API server and PostgreSQL.
+K8X_LAUNCH_THREADS = env.int("K8X_LAUNCH_THREADS", default=8)
 
 # Notifications (k8x_core.notify): the console address put into them, and how a
 # delivery is retried (attempt n+1 waits K8X_NOTIFY_BACKOFF_SECONDS * 2**(n-1)).

@@ -66,6 +66,8 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         errors.append(Error("K8X_LOG_LINE_MAX_BYTES must be at least 1024.", id="k8x.E007"))
     if settings.K8X_PRODUCE_TIMEOUT_SECONDS <= 0:
         errors.append(Error("K8X_PRODUCE_TIMEOUT_SECONDS must be positive.", id="k8x.E007"))
+    if int(settings.K8X_LAUNCH_THREADS) < 1:
+        errors.append(Error("K8X_LAUNCH_THREADS must be at least 1.", id="k8x.E010"))
     if len(settings.K8X_NAMESPACE) > 22:
         errors.append(
             Error("K8X_NAMESPACE is longer than 22 characters: project namespaces would not fit.", id="k8x.E008")

@@ -10,6 +10,7 @@ django-rq's). Alive: the work loop came round (it wakes at least every
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -28,6 +29,8 @@ class HealthWorker(SimpleWorker):
     # rq blocks up to worker_ttl - 15 s (405 s) waiting for a job; a shorter wait
     # keeps the liveness heartbeat well inside K8X_HEALTH_STALE_SECONDS.
     DEQUEUE_SECONDS = 10
+    # At most one standalone Redis heartbeat in this many seconds.
+    HEARTBEAT_SECONDS = 5.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -36,6 +39,7 @@ class HealthWorker(SimpleWorker):
         self.health.collectors.append(collect_queue_depth)
         self.health_server: HealthServer | None = None
         self._redis_problem = "no heartbeat yet"
+        self._redis_beat_at = float("-inf")
 
     @property
     def dequeue_timeout(self) -> int:
@@ -54,12 +58,21 @@ class HealthWorker(SimpleWorker):
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         self.health.beat()
+        now = time.monotonic()
+        if pipeline is None and now - self._redis_beat_at < self.HEARTBEAT_SECONDS:
+            # rq beats after every job and around every dequeue: three Redis round
+            # trips each, for a key that lives worker_ttl + 60 s (480 s). One in
+            # HEARTBEAT_SECONDS keeps it alive; beats inside a pipeline cost no
+            # round trip of their own and always go.
+            return
         try:
             super().heartbeat(timeout, pipeline)
         except RedisError as exc:
             self._redis_problem = str(exc)[:200] or exc.__class__.__name__
             raise
         self._redis_problem = ""
+        if pipeline is None:
+            self._redis_beat_at = now
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         self.health.beat()

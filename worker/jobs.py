@@ -7,24 +7,24 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from django.conf import settings
 from rq import get_current_job
 
 from k8x_core.metrics import LAUNCHES
+from k8x_core.process.pool import pool_map
 from k8x_core.runs.launch import run_launch
 from k8x_core.runs.queue import launch_jobs_forget
 
 log = logging.getLogger(__name__)
 
 
-def launch_run(run_id: str) -> str:
-    """Launch one queued run as a Kubernetes Job; returns what happened
-    (started, adopted, deferred, skipped, failed). Cluster unavailable: raises,
-    the run stays queued and the reconciler enqueues it again."""
-    t0 = time.perf_counter()
+def _waited_seconds() -> float:
     job = get_current_job()
-    waited = (
-        (datetime.now(UTC) - job.enqueued_at.replace(tzinfo=UTC)).total_seconds() if job and job.enqueued_at else 0.0
-    )
+    return (datetime.now(UTC) - job.enqueued_at.replace(tzinfo=UTC)).total_seconds() if job and job.enqueued_at else 0.0
+
+
+def _launch(run_id: str, waited: float) -> str:
+    t0 = time.perf_counter()
     result = run_launch(run_id=run_id).value
     LAUNCHES.labels(result=result).inc()
     log.info(
@@ -33,23 +33,35 @@ def launch_run(run_id: str) -> str:
     return result
 
 
+def launch_run(run_id: str) -> str:
+    """Launch one queued run as a Kubernetes Job; returns what happened
+    (started, adopted, deferred, skipped, failed). Cluster unavailable: raises,
+    the run stays queued and the reconciler enqueues it again."""
+    return _launch(run_id, _waited_seconds())
+
+
 def launch_runs(run_ids: list[str]) -> dict[str, str]:
     """Launch a chunk of queued runs (the hub enqueues one such job per up to
-    ``K8X_LAUNCH_CHUNK`` runs). Each run is launched on its own: one that
-    fails does not stop the others; it stays queued and the reconciler
-    enqueues it again. Raises at the end if any failed, so the chunk shows up
-    in RQ's failed jobs. Returns run id -> what happened."""
-    # Appended by the hub's owner; the import stays here to leave the rest of
-    # this module as its owner wrote it.
+    ``K8X_LAUNCH_CHUNK`` runs), on up to ``K8X_LAUNCH_THREADS`` threads. Each run
+    is launched on its own: one that fails does not stop the others; it stays
+    queued and the reconciler enqueues it again. Raises at the end if any
+    failed, so the chunk shows up in RQ's failed jobs. Returns run id -> what
+    happened."""
+    waited = _waited_seconds()
+    outcomes = pool_map(lambda rid: _launch(rid, waited), run_ids, threads=int(settings.K8X_LAUNCH_THREADS))
     results: dict[str, str] = {}
     failed: list[str] = []
-    for run_id in run_ids:
-        try:
-            results[run_id] = launch_run(run_id)
-        except Exception:
-            log.exception("run %s: launch failed (it stays queued; the reconciler will enqueue it again)", run_id)
-            results[run_id] = "error"
-            failed.append(run_id)
+    for run_id, outcome in zip(run_ids, outcomes, strict=True):
+        if outcome.error is None and outcome.value is not None:
+            results[run_id] = outcome.value
+            continue
+        log.error(
+            "run %s: launch failed (it stays queued; the reconciler will enqueue it again)",
+            run_id,
+            exc_info=outcome.error,
+        )
+        results[run_id] = "error"
+        failed.append(run_id)
     job = get_current_job()
     if job is not None and job.origin:
         try:

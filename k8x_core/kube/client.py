@@ -159,12 +159,34 @@ def _raise_for_status(status: int, data: bytes, headers: Any) -> None:
     raise cls(message, status=status, reason=reason)
 
 
-def _prepare(method: str, path: str, query: dict[str, Any] | None, content_type: str) -> tuple[str, dict[str, str]]:
-    api = api_client()
-    headers: dict[str, str] = {"Accept": "application/json", "Content-Type": content_type}
+# The bearer token header, asked of the client configuration at most every
+# AUTH_REFRESH_SECONDS: its refresh hook (a service account token file read, a
+# kubeconfig token's expiry check) ran on every request, a measurable part of a
+# launch's CPU. A rotated service account token is valid for an hour or more
+# after the kubelet writes its successor, so a few seconds' lag is harmless.
+AUTH_REFRESH_SECONDS = 5.0
+_auth_lock = threading.Lock()
+_auth: tuple[k8s_client.ApiClient, float, dict[str, str]] | None = None
+
+
+def _auth_headers(api: k8s_client.ApiClient) -> dict[str, str]:
+    global _auth
+    now = time.monotonic()
+    cached = _auth
+    if cached is not None and cached[0] is api and now - cached[1] < AUTH_REFRESH_SECONDS:
+        return cached[2]
+    headers: dict[str, str] = {}
     if api.configuration.api_key or getattr(api.configuration, "refresh_api_key_hook", None):
         # Bearer tokens (in-cluster service account, kubeconfig tokens).
-        api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
+        api.update_params_for_auth(headers, [], ["BearerToken"], "", "GET", None)
+    with _auth_lock:
+        _auth = (api, now, headers)
+    return headers
+
+
+def _prepare(method: str, path: str, query: dict[str, Any] | None, content_type: str) -> tuple[str, dict[str, str]]:
+    api = api_client()
+    headers: dict[str, str] = {"Accept": "application/json", "Content-Type": content_type, **_auth_headers(api)}
     url = api.configuration.host + path
     if query:
         url += "?" + urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)

@@ -2,48 +2,81 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 
 from k8x_core.audit import Actor, audit_record
-from k8x_core.crypto import SecretDecryptionError
+from k8x_core.crypto import SecretDecryptionError, secret_decrypt
 from k8x_core.models import Config, Project, Scope, ScopedEntry, Secret, Service
 
-T = TypeVar("T", bound=ScopedEntry)
+
+class ScopedRow(Protocol):
+    """What the scope rule needs of an entry: a model row or a launch read's record."""
+
+    @property
+    def scope(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+
+class SecretRow(ScopedRow, Protocol):
+    @property
+    def ciphertext(self) -> str: ...
+
+
+class ServiceIds(Protocol):
+    """A service's ids: a ``Service`` or a launch read's record."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def project_id(self) -> int: ...
+
+
+T = TypeVar("T", bound=ScopedRow)
 
 _SCOPE_ORDER = {Scope.PLATFORM: 0, Scope.PROJECT: 1, Scope.SERVICE: 2}
 
 
-def _scoped_filter(*, service: Service) -> Q:
+def scoped_filter(*, project_id: int | None, service_id: int | None) -> Q:
+    """The entries a service sees: every platform entry, its project's, its own.
+    (``k8x_core.runs.launchread`` compiles this same filter into its SQL.)"""
     return (
         Q(scope=Scope.PLATFORM)
-        | Q(scope=Scope.PROJECT, project_id=service.project_id)
-        | Q(scope=Scope.SERVICE, service_id=service.pk)
+        | Q(scope=Scope.PROJECT, project_id=project_id)
+        | Q(scope=Scope.SERVICE, service_id=service_id)
     )
 
 
-def _merge(entries: Iterable[T]) -> dict[str, T]:
-    """Later (narrower) scopes win."""
+def _scoped_filter(*, service: ServiceIds) -> Q:
+    return scoped_filter(project_id=service.project_id, service_id=service.pk)
+
+
+def scoped_merge(entries: Iterable[T]) -> dict[str, T]:
+    """The scope rule, in one place: later (narrower) scopes win — service over
+    project over platform."""
     merged: dict[str, T] = {}
     for entry in sorted(entries, key=lambda e: _SCOPE_ORDER[Scope(e.scope)]):
         merged[entry.key] = entry
     return merged
 
 
-def configs_resolve(*, service: Service) -> dict[str, str]:
+def configs_resolve(*, service: ServiceIds) -> dict[str, str]:
     """The service's effective configs, by key."""
     entries = Config.objects.filter(_scoped_filter(service=service))
-    return {key: entry.value for key, entry in sorted(_merge(entries).items())}
+    return {key: entry.value for key, entry in sorted(scoped_merge(entries).items())}
 
 
-def secret_keys_resolve(*, service: Service) -> list[str]:
+def secret_keys_resolve(*, service: ServiceIds) -> list[str]:
     """Names of the service's effective secrets; values never leave the database here."""
     entries = Secret.objects.filter(_scoped_filter(service=service)).only("scope", "key")
-    return sorted(_merge(entries))
+    return sorted(scoped_merge(entries))
 
 
 class SecretUndecryptable(Exception):
@@ -57,18 +90,24 @@ class SecretUndecryptable(Exception):
         self.key = key
 
 
-def secrets_resolve(*, service: Service) -> dict[str, str]:
-    """Plain secret values, for the Kubernetes Secret sync only.
+def secrets_reveal(merged: Mapping[str, SecretRow]) -> dict[str, str]:
+    """Plain values of merged secret entries, by key (sorted).
 
     Raises SecretUndecryptable for the first value no configured key decrypts."""
-    entries = Secret.objects.filter(_scoped_filter(service=service))
     values: dict[str, str] = {}
-    for key, entry in sorted(_merge(entries).items()):
+    for key, entry in sorted(merged.items()):
         try:
-            values[key] = entry.reveal()
+            values[key] = secret_decrypt(ciphertext=entry.ciphertext)
         except SecretDecryptionError:
             raise SecretUndecryptable(key=key, scope=str(entry.scope)) from None
     return values
+
+
+def secrets_resolve(*, service: ServiceIds) -> dict[str, str]:
+    """Plain secret values, for the Kubernetes Secret sync only.
+
+    Raises SecretUndecryptable for the first value no configured key decrypts."""
+    return secrets_reveal(scoped_merge(Secret.objects.filter(_scoped_filter(service=service))))
 
 
 def _scope_of(project: Project | None, service: Service | None) -> tuple[Scope, Project | None]:

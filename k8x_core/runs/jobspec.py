@@ -26,12 +26,14 @@ service's Kubernetes Secret (``k8x-svc-<service>``), and ``K8X_RUN_TOKEN`` a
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-from k8x_core.models import Event, Run, Service, run_job_name
+from k8x_core.models import run_job_name
 from k8x_core.runs.security import project_uid, security_defaults_apply
 from k8x_core.runs.templates import template_load
 
@@ -49,6 +51,76 @@ LABEL_RUN_ID = "k8x.io/run-id"
 ANNOTATION_EVENT_ID = "k8x.io/event-id"
 ANNOTATION_CORRELATION_ID = "k8x.io/correlation-id"
 MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}=k8x"
+
+
+class RunFields(Protocol):
+    """What a Job needs of a run: a ``Run`` or a launch read's record
+    (``k8x_core.runs.launchread``)."""
+
+    @property
+    def id(self) -> Any: ...
+
+    @property
+    def trigger_kind(self) -> str: ...
+
+    @property
+    def correlation_id(self) -> str: ...
+
+    @property
+    def params(self) -> Any: ...
+
+
+class ServiceFields(Protocol):
+    """What a Job needs of a service: a ``Service`` or a launch read's record."""
+
+    @property
+    def project_id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def image(self) -> str: ...
+
+    @property
+    def command(self) -> Any: ...
+
+    @property
+    def args(self) -> Any: ...
+
+    @property
+    def resources(self) -> Any: ...
+
+    @property
+    def job_template(self) -> str: ...
+
+    @property
+    def timeout_seconds(self) -> int | None: ...
+
+    @property
+    def retries(self) -> int: ...
+
+
+class EventFields(Protocol):
+    """What the contract needs of an event: an ``Event`` or a launch read's record."""
+
+    @property
+    def ce_id(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def time(self) -> datetime | None: ...
+
+    @property
+    def payload(self) -> Any: ...
 
 
 class JobSpecInvalid(ValueError):
@@ -97,11 +169,22 @@ def json_compact(value: Any) -> str:
 
 
 def template_parse(text: str) -> dict[str, Any]:
-    """A service's ``deployment.yaml`` as a batch/v1 Job dict (``templates.template_load``'s shapes)."""
+    """A service's ``deployment.yaml`` as a batch/v1 Job dict (``templates.template_load``'s shapes):
+    a fresh dict on every call, the caller may change it."""
+    job, message = _template_parsed(text)
+    if job is None:
+        raise JobSpecInvalid(message)
+    return copy.deepcopy(job)
+
+
+@functools.lru_cache(maxsize=64)
+def _template_parsed(text: str) -> tuple[dict[str, Any] | None, str]:
+    # A launch parses its service's template again and again: YAML is parsed
+    # once per text (never handed out: template_parse gives each caller a copy).
     job, problems = template_load(text)
     if job is None:
-        raise JobSpecInvalid("job template: " + "; ".join(str(p) for p in problems))
-    return job
+        return None, "job template: " + "; ".join(str(p) for p in problems)
+    return job, ""
 
 
 @dataclass(frozen=True)
@@ -116,7 +199,7 @@ class EventView:
     structured: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, event: Event | None) -> EventView:
+    def of(cls, event: EventFields | None) -> EventView:
         if event is None:
             return cls()
         payload = event.payload if isinstance(event.payload, dict) else {}
@@ -171,8 +254,8 @@ def _env_secret(name: str, secret: str, key: str) -> dict[str, Any]:
 
 def contract_env(
     *,
-    run: Run,
-    service: Service,
+    run: RunFields,
+    service: ServiceFields,
     project_slug: str,
     event: EventView,
     configs: dict[str, str],
@@ -232,7 +315,7 @@ def _merge_env(container: dict[str, Any], k8x_env: list[dict[str, Any]]) -> None
     container["env"] = copy.deepcopy(k8x_env) + own
 
 
-def job_labels(*, run: Run, service: Service, project_slug: str) -> dict[str, str]:
+def job_labels(*, run: RunFields, service: ServiceFields, project_slug: str) -> dict[str, str]:
     return {
         LABEL_MANAGED_BY: "k8x",
         LABEL_PROJECT: project_slug,
@@ -243,11 +326,11 @@ def job_labels(*, run: Run, service: Service, project_slug: str) -> dict[str, st
 
 def job_build(
     *,
-    run: Run,
-    service: Service,
+    run: RunFields,
+    service: ServiceFields,
     project_slug: str,
     namespace: str,
-    event: Event | EventView | None,
+    event: EventFields | EventView | None,
     configs: dict[str, str],
     secret_keys: list[str],
     events_url: str,

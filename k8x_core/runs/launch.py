@@ -45,7 +45,8 @@ from k8x_core.events.tokens import run_token_issue
 from k8x_core.metrics import LAUNCH_LATENCY
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import jobspec, validation
-from k8x_core.runs.configs import SecretUndecryptable, configs_resolve, secrets_resolve
+from k8x_core.runs.configs import SecretUndecryptable, secrets_resolve, secrets_reveal
+from k8x_core.runs.launchread import LaunchRun, LaunchService, launch_run_read, launch_scope_read
 from k8x_core.runs.live import live_publish_status
 from k8x_core.runs.logs import run_log_store_final
 from k8x_core.runs.namespaces import project_namespace_ensure
@@ -73,7 +74,7 @@ def _failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _publish(run: Run, status: str, **extra: Any) -> None:
+def _publish(run: Run | LaunchRun, status: str, **extra: Any) -> None:
     live_publish_status(
         run_id=run.pk,
         project_id=run.service.project_id,
@@ -94,7 +95,9 @@ def _digest(values: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
-def service_secrets_sync(*, service: Service, force: bool = False, values: dict[str, str] | None = None) -> bool:
+def service_secrets_sync(
+    *, service: Service | LaunchService, force: bool = False, values: dict[str, str] | None = None
+) -> bool:
     """Make the service's Kubernetes Secret hold exactly its merged secret values.
 
     Called before every launch (cheap when nothing changed: the values' digest is
@@ -165,7 +168,7 @@ def service_queue_advance(*, service_id: int) -> list[uuid.UUID]:
 # --- launching -------------------------------------------------------------------------------
 
 
-def _end(run: Run, *, to: RunStatus, reason: str, message: str) -> None:
+def _end(run: Run | LaunchRun, *, to: RunStatus, reason: str, message: str) -> None:
     """End a run that never got a Job (failed before launch, or not to be launched)."""
     now = timezone.now()
     if run_transition(
@@ -180,11 +183,11 @@ def _end(run: Run, *, to: RunStatus, reason: str, message: str) -> None:
         service_queue_advance(service_id=run.service_id)
 
 
-def _fail(run: Run, *, reason: str, message: str) -> None:
+def _fail(run: LaunchRun, *, reason: str, message: str) -> None:
     _end(run, to=RunStatus.FAILED, reason=reason, message=message)
 
 
-def _create_job(run: Run, build: jobspec.JobBuild, namespace: str) -> tuple[LaunchResult, dict[str, Any] | None]:
+def _create_job(run: LaunchRun, build: jobspec.JobBuild, namespace: str) -> tuple[LaunchResult, dict[str, Any] | None]:
     """Create the run Secret and the Job (or adopt an existing Job)."""
     name = run_job_name(run.pk)
     labels = {
@@ -219,36 +222,30 @@ def _create_job(run: Run, build: jobspec.JobBuild, namespace: str) -> tuple[Laun
     return result, job
 
 
-# Pod shapes Pod Security admission accepted, by namespace and digest (bounded):
-# its verdict depends on the pod's security fields and the namespace's level, not
-# on a run's environment or Secret names, so each shape is asked about once.
-_admitted: dict[tuple[str, str], bool] = {}
+# Services whose pods Pod Security admission accepted, by namespace, level and
+# the service's version (its id and ``updated_at``: any edit of the service is a
+# new key, so a changed template is asked about again). Admission judges the
+# pod's security fields and volume types, which come from the service's fields,
+# the project's UID and the level; a run's environment, Secret names and the
+# event-file volume (a Secret volume, allowed at every level) do not change its
+# verdict. So a service's pods are asked about once per version, and the key
+# costs no hashing of the pod spec. Bounded: cleared when full.
+_admitted: dict[tuple[str, str, int, str, bool], bool] = {}
+_admitted_lock = threading.Lock()
 _ADMITTED_MAX = 4096
 
 
-def _admission_shape(pod_spec: dict[str, Any]) -> str:
-    """A digest of what admission judges: the pod spec without the run's own values."""
-    spec = json.loads(json.dumps(pod_spec))
-    for key in ("containers", "initContainers"):
-        for container in spec.get(key) or []:
-            container.pop("env", None)
-    for volume in spec.get("volumes") or []:
-        if isinstance(volume.get("secret"), dict):
-            volume["secret"].pop("secretName", None)
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-
-
-def _admission_refusal(build: jobspec.JobBuild, namespace: str, level: str) -> str:
+def _admission_refusal(build: jobspec.JobBuild, namespace: str, level: str, service: LaunchService) -> str:
     """Pod Security admission's refusal of the Job's pod, if any ("" when admitted).
 
     Admission judges the Job controller's pods, not the Job: a refused pod would
     leave the Job without pods and the run waiting. A dry run of the pod asks
-    admission now, so the run fails with its message instead; an accepted shape
-    is remembered, so a service's later runs cost no extra API call."""
-    template = build.job["spec"]["template"]
-    key = (namespace, f"{level}:{_admission_shape(template['spec'])}")
+    admission now, so the run fails with its message instead; an accepted
+    service version is remembered, so its later runs cost no extra API call."""
+    key = (namespace, level, service.id, service.updated_at.isoformat(), build.event_in_file)
     if key in _admitted:
         return ""
+    template = build.job["spec"]["template"]
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -261,9 +258,10 @@ def _admission_refusal(build: jobspec.JobBuild, namespace: str, level: str) -> s
         # Other refusals (a missing service account right after the namespace was
         # created, a field error) are the Job create's to report.
         return exc.message if "PodSecurity" in exc.message else ""
-    if len(_admitted) >= _ADMITTED_MAX:
-        _admitted.clear()
-    _admitted[key] = True
+    with _admitted_lock:
+        if len(_admitted) >= _ADMITTED_MAX:
+            _admitted.clear()
+        _admitted[key] = True
     return ""
 
 
@@ -276,7 +274,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
     """Launch a queued run as a Job (idempotent). Raises kube.KubeUnavailable when the
     cluster cannot be reached within the retry deadline: the run stays queued and is
     launched again (RQ retry or the reconciler)."""
-    run = Run.objects.select_related("service__project", "event").filter(pk=run_id).first()
+    run = launch_run_read(run_id=run_id)
     if run is None or run.status != RunStatus.QUEUED:
         return LaunchResult.SKIPPED
     service = run.service
@@ -303,9 +301,11 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         _fail(run, reason="PolicyViolation", message="; ".join(str(p) for p in problems))
         return LaunchResult.FAILED
 
-    # One query for the secrets serves both the Job's references and the sync.
+    # One query for configs and secrets serves the Job's environment, its
+    # references and the sync.
+    configs, secret_entries = launch_scope_read(project_id=project.id, service_id=service.id)
     try:
-        secret_values = secrets_resolve(service=service)
+        secret_values = secrets_reveal(secret_entries)
     except SecretUndecryptable as exc:
         # Final, not retried: no launch attempt can decrypt it (the queue moves on).
         _fail(run, reason="SecretUndecryptable", message=str(exc))
@@ -317,7 +317,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
             project_slug=project.slug,
             namespace=namespace,
             event=run.event,
-            configs=configs_resolve(service=service),
+            configs=configs,
             secret_keys=sorted(secret_values),
             events_url=settings.K8X_EVENTS_URL,
             run_token=token,
@@ -329,7 +329,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
 
     project_namespace_ensure(project=project)
     service_secrets_sync(service=service, values=secret_values)
-    refusal = _admission_refusal(build, namespace, project.pod_security_level)
+    refusal = _admission_refusal(build, namespace, project.pod_security_level, service)
     if refusal:
         _fail(run, reason="PodSecurity", message=refusal)
         return LaunchResult.FAILED
@@ -367,7 +367,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
     return result
 
 
-def _mark_starting(run: Run) -> bool:
+def _mark_starting(run: LaunchRun) -> bool:
     return run_transition(
         run_id=run.pk,
         to=RunStatus.STARTING,

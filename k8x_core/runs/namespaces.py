@@ -12,28 +12,47 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 
 from k8x_core import kube
-from k8x_core.models import Project
 from k8x_core.runs.jobspec import LABEL_PROJECT
 from k8x_core.runs.security import pod_security_labels
 
 QUOTA_NAME = "k8x-quota"
 LIMITS_NAME = "k8x-limits"
 
+
+class ProjectFields(Protocol):
+    """What a namespace needs of a project: a ``Project`` or a launch read's record."""
+
+    @property
+    def slug(self) -> str: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def pod_security_level(self) -> str: ...
+
+    @property
+    def quota(self) -> Any: ...
+
+    @property
+    def limits(self) -> Any: ...
+
+
 _applied_lock = threading.Lock()
 _applied: dict[str, str] = {}
 
 
-def project_quota(*, project: Project) -> dict[str, str]:
+def project_quota(*, project: ProjectFields) -> dict[str, str]:
     """The project's ResourceQuota hard limits: K8X_PROJECT_QUOTA with the project's overrides."""
     return {str(k): str(v) for k, v in {**settings.K8X_PROJECT_QUOTA, **(project.quota or {})}.items()}
 
 
-def project_limits(*, project: Project) -> dict[str, dict[str, str]]:
+def project_limits(*, project: ProjectFields) -> dict[str, dict[str, str]]:
     """The project's per-container LimitRange item: K8X_PROJECT_LIMITS with the project's overrides, per key."""
     merged: dict[str, dict[str, str]] = {}
     overrides: dict[str, Any] = project.limits or {}
@@ -43,11 +62,11 @@ def project_limits(*, project: Project) -> dict[str, dict[str, str]]:
     return merged
 
 
-def project_namespace_labels(*, project: Project) -> dict[str, str]:
+def project_namespace_labels(*, project: ProjectFields) -> dict[str, str]:
     return {LABEL_PROJECT: project.slug, **pod_security_labels(level=project.pod_security_level)}
 
 
-def project_namespace_ensure(*, project: Project, force: bool = False) -> bool:
+def project_namespace_ensure(*, project: ProjectFields, force: bool = False) -> bool:
     """Make the project's namespace exist with its labels, quota and limits. True when written."""
     labels = project_namespace_labels(project=project)
     quota = project_quota(project=project)
@@ -66,7 +85,7 @@ def project_namespace_ensure(*, project: Project, force: bool = False) -> bool:
     return True
 
 
-def project_namespace_forget(*, project: Project) -> None:
+def project_namespace_forget(*, project: ProjectFields) -> None:
     """Forget what was applied (after the namespace was deleted)."""
     with _applied_lock:
         _applied.pop(project.namespace, None)

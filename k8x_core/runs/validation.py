@@ -23,7 +23,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -322,7 +322,26 @@ def service_check(
     return job, problems
 
 
-def service_check_stored(*, service: Service) -> list[Problem]:
+class StoredService(Protocol):
+    """What the re-check of a saved service reads: a ``Service`` or a launch read's record."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def job_template(self) -> str: ...
+
+    @property
+    def image(self) -> str: ...
+
+    @property
+    def retries(self) -> int: ...
+
+    @property
+    def project(self) -> Any: ...
+
+
+def service_check_stored(*, service: StoredService) -> list[Problem]:
     """The check of a saved service, at its project's level (the launcher re-checks before every launch)."""
     return list(
         _stored_check(

@@ -181,6 +181,30 @@ class _Msg:
     items: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _slim(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """What the watcher keeps of a Job or pod: a Job's metadata and status, a pod
+    without its containers' environment (which holds the whole event, up to 64 KiB
+    per container), neither with managedFields. The cache holds every live run's
+    Job and pods: the full objects made most of the watcher's memory under load."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        meta = {k: v for k, v in meta.items() if k != "managedFields"}
+    if kind == "jobs":
+        return {k: v for k, v in (("apiVersion", obj.get("apiVersion")), ("kind", obj.get("kind"))) if v} | {
+            "metadata": meta or {},
+            "status": obj.get("status") or {},
+        }
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        for key in ("initContainers", "containers"):
+            if isinstance(spec.get(key), list):
+                spec[key] = [
+                    {k: v for k, v in c.items() if k != "env"} if isinstance(c, dict) else c for c in spec[key]
+                ]
+    return {**obj, "metadata": meta or {}, "spec": spec or {}}
+
+
 def _run_id_of(obj: dict[str, Any]) -> str | None:
     rid = ((obj.get("metadata") or {}).get("labels") or {}).get(jobspec.LABEL_RUN_ID)
     return str(rid) if rid else None
@@ -240,7 +264,7 @@ class Watcher:
             try:
                 if not rv:
                     items, rv = self._list(kind)
-                    self.inbox.put(_Msg(kind=kind, event="RELIST", items=items))
+                    self.inbox.put(_Msg(kind=kind, event="RELIST", items=[_slim(kind, o) for o in items]))
                     self.synced[kind].set()
                 for ev in kube.watch(path=path, label_selector=jobspec.MANAGED_SELECTOR, resource_version=rv):
                     obj = ev.get("object") or {}
@@ -248,7 +272,7 @@ class Watcher:
                     if new_rv:
                         rv = str(new_rv)
                     if ev.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                        self.inbox.put(_Msg(kind=kind, event=str(ev["type"]), obj=obj))
+                        self.inbox.put(_Msg(kind=kind, event=str(ev["type"]), obj=_slim(kind, obj)))
                     if self.stopping.is_set():
                         return
                 backoff = 0.5

@@ -88,3 +88,10 @@ def test_tests_run_with_the_session_keys() -> None:
     # must decrypt what the test process encrypted.
     assert os.environ["K8X_SECRETS_KEY"] in django_settings.K8X_SECRETS_KEY
     assert os.environ["SECRET_KEY"] == django_settings.SECRET_KEY
+
+
+def test_launch_threads_must_be_at_least_one(settings) -> None:
+    settings.K8X_LAUNCH_THREADS = 0
+    assert "k8x.E010" in ids(check_settings())
+    settings.K8X_LAUNCH_THREADS = 1
+    assert "k8x.E010" not in ids(check_settings())

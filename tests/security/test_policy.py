@@ -325,6 +325,26 @@ def test_pod_security_admission_refuses_what_slips_past_k8x(
     assert not admin_job_exists(kube_api, project.namespace, run_job_name(run.pk))
 
 
+def test_an_edited_service_is_asked_about_again(
+    project: Project, monkeypatch: pytest.MonkeyPatch, kube_api: Any
+) -> None:
+    """The launcher remembers an admitted service by its version: after an edit (a
+    new ``updated_at``) admission is asked again, and refuses the new pod."""
+    monkeypatch.setattr(validation, "service_check_stored", lambda *, service: [])
+    service = Service.objects.create(project=project, name="edited", job_template=json.dumps(container_with()))
+    first = _run(service)
+    assert launch.run_launch(run_id=first.pk) == launch.LaunchResult.STARTED
+    bad = container_with(securityContext={"privileged": True})
+    bad["spec"]["template"]["spec"]["hostPID"] = True
+    service.job_template = json.dumps(bad)
+    service.save()
+    second = _run(service)
+    assert launch.run_launch(run_id=second.pk) == launch.LaunchResult.FAILED
+    second.refresh_from_db()
+    assert second.reason == "PodSecurity", second.message
+    assert not admin_job_exists(kube_api, project.namespace, run_job_name(second.pk))
+
+
 @pytest.fixture
 def watcher(project: Project) -> Any:
     w = Watcher(namespace=project.namespace)

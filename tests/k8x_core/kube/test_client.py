@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from k8x_core import kube
+from k8x_core.kube import client
 from tests.cluster_fixtures import admin_secret_read
 
 pytestmark = pytest.mark.cluster
@@ -90,3 +91,23 @@ def test_retry_helper_recovers_when_the_api_comes_back(live: Any) -> None:
 
     assert kube.kube_retry(flaky, what="version", deadline_seconds=10)["gitVersion"].startswith("v1.")
     assert calls["n"] == 3
+
+
+def test_bearer_token_is_refreshed_at_most_every_few_seconds(live: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = client.api_client().configuration
+    refreshed: list[float] = []
+
+    def refresh(configuration: Any) -> None:
+        refreshed.append(time.monotonic())
+        configuration.api_key["authorization"] = f"token-{len(refreshed)}"
+
+    monkeypatch.setattr(config, "refresh_api_key_hook", refresh)
+    monkeypatch.setattr(config, "api_key", {"authorization": "token-0"})
+    monkeypatch.setattr(config, "api_key_prefix", {"authorization": "Bearer"})
+    monkeypatch.setattr(client, "_auth", None)
+    headers = [client._prepare("GET", "/api", None, "application/json")[1] for _ in range(50)]
+    assert len(refreshed) == 1
+    assert {h["authorization"] for h in headers} == {"Bearer token-1"}
+    monkeypatch.setattr(client, "AUTH_REFRESH_SECONDS", 0.0)
+    assert client._prepare("GET", "/api", None, "application/json")[1]["authorization"] == "Bearer token-2"
+    assert len(refreshed) == 2

@@ -238,3 +238,18 @@ def test_manual_run_without_event_uses_form_values() -> None:
 def test_service_without_image_or_template_is_refused() -> None:
     with pytest.raises(jobspec.JobSpecInvalid, match="neither an image nor a job template"):
         _build(Service(name="empty"), None)
+
+
+def test_template_parse_gives_each_caller_its_own_copy() -> None:
+    # The YAML is parsed once per text (an LRU): a launch that changes its Job
+    # (env, labels) must not change the next launch's.
+    text = "spec:\n  template:\n    spec:\n      containers:\n      - name: a\n        image: x\n"
+    first = jobspec.template_parse(text)
+    first["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}]
+    second = jobspec.template_parse(text)
+    assert "env" not in second["spec"]["template"]["spec"]["containers"][0]
+    assert second == jobspec.template_parse(text) and second is not jobspec.template_parse(text)
+    with pytest.raises(jobspec.JobSpecInvalid):
+        jobspec.template_parse("kind: Deployment\n")
+    with pytest.raises(jobspec.JobSpecInvalid):
+        jobspec.template_parse("kind: Deployment\n")  # a refusal is remembered as a refusal
