@@ -26,6 +26,7 @@ from k8x_core.models import (
     TriggerKind,
 )
 from k8x_core.runs import validation
+from k8x_core.runs.defaults import project_placement
 
 env_key = RegexValidator(ENV_NAME_REGEX, "Use letters, digits and _ only, not starting with a digit.")
 
@@ -161,6 +162,7 @@ class ServiceForm(forms.ModelForm[Service]):
             image=str(data.get("image") or ""),
             retries=data.get("retries"),
             level=self.project.pod_security_level,
+            placement=project_placement(project=self.project),
         )
         # Grouped per field: add_error drops the field from cleaned_data at its first error.
         by_field: dict[str, list[str]] = {}
