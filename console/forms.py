@@ -350,10 +350,13 @@ class ConfigForm(forms.Form):
     value = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def clean_key(self) -> str:
-        key: str = self.cleaned_data["key"]
-        if key.startswith("K8X_"):
-            raise forms.ValidationError("K8X_ variables are reserved for the container contract.")
-        return key
+        return _key_not_reserved(self.cleaned_data["key"])
+
+
+def _key_not_reserved(key: str) -> str:
+    if key.startswith("K8X_"):
+        raise forms.ValidationError("K8X_ variables are reserved for the container contract.")
+    return key
 
 
 class SecretForm(ConfigForm):
@@ -362,6 +365,50 @@ class SecretForm(ConfigForm):
         strip=False,
         help_text="Write-only: never shown again after saving.",
     )
+
+
+class RegistryLoginForm(forms.Form):
+    """A project's login to an image registry (a secret of kind ``registry``)."""
+
+    key = forms.CharField(
+        max_length=200, validators=[env_key], label="Name", help_text="A name for the login, e.g. REGISTRY_ACME."
+    )
+    server = forms.CharField(max_length=255, help_text="Registry host, e.g. registry.example.com:5000.")
+    username = forms.CharField(max_length=255, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        strip=False,
+        help_text="Write-only: username and password are never shown again after saving.",
+    )
+
+    def clean_key(self) -> str:
+        return _key_not_reserved(self.cleaned_data["key"])
+
+
+class RunDefaultsForm(forms.Form):
+    """A project's run defaults (owners); the values are checked by k8x_core.projects."""
+
+    default_resources = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        help_text="JSON, for containers that set neither requests nor limits, e.g. "
+        '{"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}.',
+    )
+    default_timeout = forms.IntegerField(
+        required=False, min_value=1, help_text="Seconds, for services that set no timeout. Empty: none."
+    )
+
+    def clean_default_resources(self) -> dict[str, Any]:
+        text = (self.cleaned_data.get("default_resources") or "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Must be a JSON object with requests and/or limits.")
+        return value
 
 
 class ApiKeyForm(forms.Form):
