@@ -14,6 +14,7 @@ from django.core.validators import RegexValidator
 from k8x_core.events.reserved import source_reserved_problem
 from k8x_core.events.scheduler import schedule_validate
 from k8x_core.hub.matching import trigger_clean
+from k8x_core.kubevalues import resources_errors
 from k8x_core.models import (
     DNS_LABEL_REGEX,
     ENV_NAME_REGEX,
@@ -406,9 +407,10 @@ class RunDefaultsForm(forms.Form):
             value = json.loads(text)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("Must be a JSON object with requests and/or limits.")
-        return value
+        errors = resources_errors(value=value, field="default_resources")
+        if errors:
+            raise forms.ValidationError([f"{path}: {message}" for path, message in errors])
+        return dict(value)
 
 
 class ApiKeyForm(forms.Form):

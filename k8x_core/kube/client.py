@@ -792,11 +792,18 @@ def secret_apply(
     labels: dict[str, str] | None = None,
     secret_type: str = "Opaque",  # noqa: S107  (a Secret type, not a password)
     annotations: dict[str, str] | None = None,
+    deadline_seconds: float | None = None,
 ) -> None:
     """Make the Secret hold exactly these keys and values (create or replace)."""
     body = _secret_body(name, string_data, labels, None, secret_type, annotations)
     try:
-        call("POST", _secrets(namespace), body=body, query={"fieldManager": FIELD_MANAGER})
+        call(
+            "POST",
+            _secrets(namespace),
+            body=body,
+            query={"fieldManager": FIELD_MANAGER},
+            deadline_seconds=deadline_seconds,
+        )
         return
     except KubeConflict:
         pass
@@ -804,7 +811,13 @@ def secret_apply(
     body["data"] = {}
     for _ in range(5):
         try:
-            call("PUT", f"{_secrets(namespace)}/{_q(name)}", body=body, query={"fieldManager": FIELD_MANAGER})
+            call(
+                "PUT",
+                f"{_secrets(namespace)}/{_q(name)}",
+                body=body,
+                query={"fieldManager": FIELD_MANAGER},
+                deadline_seconds=deadline_seconds,
+            )
             return
         except KubeNotFound:
             try:
@@ -824,9 +837,9 @@ def secret_get(*, namespace: str, name: str) -> dict[str, Any]:
     return result
 
 
-def secret_delete(*, namespace: str, name: str) -> bool:
+def secret_delete(*, namespace: str, name: str, deadline_seconds: float | None = None) -> bool:
     try:
-        call("DELETE", f"{_secrets(namespace)}/{_q(name)}")
+        call("DELETE", f"{_secrets(namespace)}/{_q(name)}", deadline_seconds=deadline_seconds)
     except KubeNotFound:
         return False
     return True

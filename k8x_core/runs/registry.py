@@ -40,6 +40,8 @@ DOCKERCONFIG_TYPE = "kubernetes.io/dockerconfigjson"
 DOCKERCONFIG_KEY = ".dockerconfigjson"
 ANNOTATION_DIGEST = "k8x.io/logins-digest"
 _SYNC_TTL_SECONDS = 30.0
+# How long a console page or API call waits for the cluster after a login changed.
+CHANGE_SYNC_DEADLINE_SECONDS = 5.0
 
 _lock = threading.Lock()
 # namespace -> (digest of the logins written, or "" for "no Secret", when)
@@ -63,13 +65,21 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def registry_secret_sync(*, project: Project, logins: list[RegistryLogin] | None = None, force: bool = False) -> bool:
+def registry_secret_sync(
+    *,
+    project: Project,
+    logins: list[RegistryLogin] | None = None,
+    force: bool = False,
+    deadline_seconds: float | None = None,
+) -> bool:
     """Make ``k8x-registry`` hold exactly the project's logins, or not exist when it has none.
 
     True when the project has logins (its Jobs name the Secret). Cheap when nothing
     changed: what was written is remembered per process for a short while (for good
     when it was "no Secret": a new login is seen in the database, and the console
-    deletes the Secret when the last login goes)."""
+    deletes the Secret when the last login goes). ``deadline_seconds``: a page or an
+    API call waits no longer for the cluster (and does not create the namespace; the
+    next launch writes the Secret then)."""
     if logins is None:
         logins = registry_logins_resolve(project_id=project.pk)
     text = dockerconfigjson(logins=logins) if logins else ""
@@ -81,7 +91,8 @@ def registry_secret_sync(*, project: Project, logins: list[RegistryLogin] | None
     fresh = known is not None and known[0] == digest and (not digest or now - known[1] < _SYNC_TTL_SECONDS)
     if force or not fresh:
         if logins:
-            project_namespace_ensure(project=project)
+            if deadline_seconds is None:
+                project_namespace_ensure(project=project)
             kube.secret_apply(
                 namespace=namespace,
                 name=PULL_SECRET_NAME,
@@ -89,9 +100,10 @@ def registry_secret_sync(*, project: Project, logins: list[RegistryLogin] | None
                 labels={LABEL_PROJECT: project.slug},
                 secret_type=DOCKERCONFIG_TYPE,
                 annotations={ANNOTATION_DIGEST: digest},
+                deadline_seconds=deadline_seconds,
             )
         else:
-            kube.secret_delete(namespace=namespace, name=PULL_SECRET_NAME)
+            kube.secret_delete(namespace=namespace, name=PULL_SECRET_NAME, deadline_seconds=deadline_seconds)
         with _lock:
             _synced[namespace] = (digest, now)
     return bool(logins)
@@ -106,10 +118,12 @@ def registry_forget(*, project: Project) -> None:
 def _sync_after_change(project: Project) -> str:
     """Write the Secret now; "" or why not (the next launch writes it either way)."""
     try:
-        registry_secret_sync(project=project, force=True)
-    except kube.KubeError as exc:
-        log.warning("project %s: registry Secret not written yet: %s", project.slug, exc)
-        return str(exc)
+        registry_secret_sync(project=project, force=True, deadline_seconds=CHANGE_SYNC_DEADLINE_SECONDS)
+    except Exception as exc:
+        # The launch writes it (a changed digest), or deletes it (no logins, none known).
+        registry_forget(project=project)
+        log.warning("project %s: registry Secret not written yet: %s", project.slug, exc, exc_info=True)
+        return str(exc) or type(exc).__name__
     return ""
 
 
