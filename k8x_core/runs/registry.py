@@ -119,7 +119,7 @@ def _sync_after_change(project: Project) -> str:
     """Write the Secret now; "" or why not (the next launch writes it either way)."""
     try:
         registry_secret_sync(project=project, force=True, deadline_seconds=CHANGE_SYNC_DEADLINE_SECONDS)
-    except Exception as exc:
+    except Exception as exc:  # any failure (no cluster, no kubeconfig): the login is saved either way
         # The launch writes it (a changed digest), or deletes it (no logins, none known).
         registry_forget(project=project)
         log.warning("project %s: registry Secret not written yet: %s", project.slug, exc, exc_info=True)

@@ -3,7 +3,10 @@ that name the field, placement read-only, credentials never shown, every change 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from k8x_core.models import AuditEntry, Project, Secret, SecretKind
@@ -76,7 +79,7 @@ def test_placement_is_read_only_in_the_console(world: World) -> None:
     assert Project.objects.get(pk=world.acme.pk).node_selector == {"k8x.io/pool": "batch"}
 
 
-def _login(client, **extra: str):  # type: ignore[no-untyped-def]
+def _login(client: Client, **extra: str) -> Any:
     data = {
         "kind": "registry",
         "login-key": "REGISTRY_LOCAL",
