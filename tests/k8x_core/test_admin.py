@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from k8x_core.admin import MASK
-from k8x_core.models import NotificationRule, Project, Secret, Webhook
+from k8x_core.models import AuditEntry, NotificationRule, Project, Secret, Webhook
 from k8x_core.runs.configs import secret_set
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +111,38 @@ def test_only_a_superuser_sets_a_projects_retention(admin_client_: Client) -> No
     assert client.post(url, {**form, "retention_runs_days": "90"}).status_code == 302
     project.refresh_from_db()
     assert project.retention_runs_days == 3
+
+
+def test_only_a_superuser_sets_a_projects_placement_and_it_is_audited(admin_client_: Client) -> None:
+    project = Project.objects.create(slug="placed")
+    url = f"/admin/k8x_core/project/{project.pk}/change/"
+    form = {
+        "slug": "placed",
+        "name": "placed",
+        "namespace": project.namespace,
+        "pod_security_level": "restricted",
+        "quota": "{}",
+        "limits": "{}",
+        "default_resources": "{}",
+        "node_selector": '{"k8x.io/pool": "batch"}',
+        "tolerations": '[{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}]',
+    }
+    bad = admin_client_.post(url, {**form, "tolerations": '[{"key": "pool", "operator": "Sometimes"}]'})
+    assert bad.status_code == 200 and "tolerations[0].operator" in bad.content.decode()
+    bad = admin_client_.post(url, {**form, "node_selector": '{"bad key!": "x"}'})
+    assert bad.status_code == 200 and "node_selector.bad key!" in bad.content.decode()
+    assert admin_client_.post(url, form).status_code == 302
+    project.refresh_from_db()
+    assert project.node_selector == {"k8x.io/pool": "batch"}
+    assert project.tolerations == [{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}]
+    entry = AuditEntry.objects.get(project=project, kind="project")
+    assert entry.actor_name == "root"
+    assert entry.changes["node_selector"] == {"old": {}, "new": {"k8x.io/pool": "batch"}}
+
+    staff = User.objects.create_user(username="staff2", password="pw-staff-2", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["change_project", "view_project"]))
+    client = Client()
+    client.force_login(staff)
+    assert client.post(url, {**form, "node_selector": '{"k8x.io/pool": "other"}'}).status_code == 302
+    project.refresh_from_db()
+    assert project.node_selector == {"k8x.io/pool": "batch"}
