@@ -655,7 +655,7 @@ def config(request: HttpRequest, caller: Caller, slug: str, key: str, name: str 
 def secrets(request: HttpRequest, caller: Caller, slug: str, name: str | None = None) -> HttpResponse:
     # Names only, to every member, as the console's secrets tab shows them.
     target, svc = _scope_target(caller, slug, name, Role.USER)
-    rows = _entries(Secret, target, svc).only("key", "scope", "service__name", "updated_at")
+    rows = _entries(Secret, target, svc).only("key", "kind", "server", "scope", "service__name", "updated_at")
     return JsonResponse({"items": [secret_json(s) for s in rows]})
 
 
