@@ -25,8 +25,7 @@ mkdir -p "$AUTH_DIR"
 chmod 700 "$AUTH_DIR"
 
 if [[ ! -s $CREDENTIALS ]]; then
-  umask 077
-  printf 'REGISTRY_AUTH_USERNAME=k8x\nREGISTRY_AUTH_PASSWORD=%s\n' "$(openssl rand -hex 16)" > "$CREDENTIALS.new"
+  (umask 077 && printf 'REGISTRY_AUTH_USERNAME=k8x\nREGISTRY_AUTH_PASSWORD=%s\n' "$(openssl rand -hex 16)" > "$CREDENTIALS.new")
   mv -f "$CREDENTIALS.new" "$CREDENTIALS"
   rm -f "$AUTH_DIR/htpasswd"
   log "generated the login of $REGISTRY_AUTH in $CREDENTIALS"
@@ -36,8 +35,8 @@ password="$(sed -n 's/^REGISTRY_AUTH_PASSWORD=//p' "$CREDENTIALS")"
 [[ -n $username && -n $password ]] || die "$CREDENTIALS is incomplete: delete it and run this again"
 # The htpasswd file follows the credentials (a new login means a new file; the
 # registry reads it at start, so it is restarted below when the file changed).
-if [[ ! -s "$AUTH_DIR/htpasswd" ]] || ! htpasswd -vbB "$AUTH_DIR/htpasswd" "$username" "$password" >/dev/null 2>&1; then
-  (umask 077 && htpasswd -cbB "$AUTH_DIR/htpasswd.new" "$username" "$password" >/dev/null 2>&1)
+if [[ ! -s "$AUTH_DIR/htpasswd" ]] || ! htpasswd -vb "$AUTH_DIR/htpasswd" "$username" "$password" >/dev/null 2>&1; then
+  (umask 077 && htpasswd -cbB "$AUTH_DIR/htpasswd.new" "$username" "$password" >/dev/null)
   mv -f "$AUTH_DIR/htpasswd.new" "$AUTH_DIR/htpasswd"
   stop_proc registry-auth
 fi
