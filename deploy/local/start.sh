@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local single-node Kubernetes cluster (idempotent):
 #   pod bridge k8x0 (10.244.0.1/24, no route or masquerade off the machine),
-#   docker-registry on 127.0.0.1:5000, etcd, containerd (own socket/root),
+#   docker-registry on 127.0.0.1:5000 (and the same storage behind a login on
+#   127.0.0.1:5001, deploy/local/registry-auth.sh), etcd, containerd (own socket/root),
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy.
 # Waits until the node is Ready and the `default` ServiceAccount exists, then
 # prints the kubeconfig path. State and logs: ${K8X_STATE_DIR:-<repo>/.state}/cluster.
