@@ -14,6 +14,7 @@ from django.core.validators import RegexValidator
 from k8x_core.events.reserved import source_reserved_problem
 from k8x_core.events.scheduler import schedule_validate
 from k8x_core.hub.matching import trigger_clean
+from k8x_core.kubevalues import resources_errors
 from k8x_core.models import (
     DNS_LABEL_REGEX,
     ENV_NAME_REGEX,
@@ -26,6 +27,7 @@ from k8x_core.models import (
     TriggerKind,
 )
 from k8x_core.runs import validation
+from k8x_core.runs.defaults import project_placement
 
 env_key = RegexValidator(ENV_NAME_REGEX, "Use letters, digits and _ only, not starting with a digit.")
 
@@ -161,6 +163,7 @@ class ServiceForm(forms.ModelForm[Service]):
             image=str(data.get("image") or ""),
             retries=data.get("retries"),
             level=self.project.pod_security_level,
+            placement=project_placement(project=self.project),
         )
         # Grouped per field: add_error drops the field from cleaned_data at its first error.
         by_field: dict[str, list[str]] = {}
@@ -348,10 +351,13 @@ class ConfigForm(forms.Form):
     value = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def clean_key(self) -> str:
-        key: str = self.cleaned_data["key"]
-        if key.startswith("K8X_"):
-            raise forms.ValidationError("K8X_ variables are reserved for the container contract.")
-        return key
+        return _key_not_reserved(self.cleaned_data["key"])
+
+
+def _key_not_reserved(key: str) -> str:
+    if key.startswith("K8X_"):
+        raise forms.ValidationError("K8X_ variables are reserved for the container contract.")
+    return key
 
 
 class SecretForm(ConfigForm):
@@ -360,6 +366,51 @@ class SecretForm(ConfigForm):
         strip=False,
         help_text="Write-only: never shown again after saving.",
     )
+
+
+class RegistryLoginForm(forms.Form):
+    """A project's login to an image registry (a secret of kind ``registry``)."""
+
+    key = forms.CharField(
+        max_length=200, validators=[env_key], label="Name", help_text="A name for the login, e.g. REGISTRY_ACME."
+    )
+    server = forms.CharField(max_length=255, help_text="Registry host, e.g. registry.example.com:5000.")
+    username = forms.CharField(max_length=255, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        strip=False,
+        help_text="Write-only: username and password are never shown again after saving.",
+    )
+
+    def clean_key(self) -> str:
+        return _key_not_reserved(self.cleaned_data["key"])
+
+
+class RunDefaultsForm(forms.Form):
+    """A project's run defaults (owners); the values are checked by k8x_core.projects."""
+
+    default_resources = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        help_text="JSON, for containers that set neither requests nor limits, e.g. "
+        '{"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}.',
+    )
+    default_timeout = forms.IntegerField(
+        required=False, min_value=1, help_text="Seconds, for services that set no timeout. Empty: none."
+    )
+
+    def clean_default_resources(self) -> dict[str, Any]:
+        text = (self.cleaned_data.get("default_resources") or "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
+        errors = resources_errors(value=value, field="default_resources")
+        if errors:
+            raise forms.ValidationError([f"{path}: {message}" for path, message in errors])
+        return dict(value)
 
 
 class ApiKeyForm(forms.Form):

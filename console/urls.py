@@ -74,6 +74,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         projects.project_secret_delete,
         name="project_secret_delete",
     ),
+    path("projects/<slug:slug>/run-defaults/", projects.project_defaults, name="project_defaults"),
     path("projects/<slug:slug>/api-keys/", projects.project_apikeys, name="project_apikeys"),
     path(
         "projects/<slug:slug>/api-keys/<int:key_id>/revoke/",

@@ -133,6 +133,9 @@ K8X_PROJECT_LIMITS = env.json(
     default={"default": {"cpu": "500m", "memory": "256Mi"}, "defaultRequest": {"cpu": "50m", "memory": "64Mi"}},
 )
 K8X_MAX_RETRIES = env.int("K8X_MAX_RETRIES", default=10)
+# Tolerations a service's template may carry besides its project's own (JSON list of
+# Kubernetes tolerations; anything else is refused by the validator). Checked at start (k8x.E009).
+K8X_ALLOWED_TOLERATIONS = env.json("K8X_ALLOWED_TOLERATIONS", default=[])
 K8X_MAX_TRIGGERS_PER_PROJECT = env.int("K8X_MAX_TRIGGERS_PER_PROJECT", default=500)
 K8X_MAX_API_KEYS_PER_PROJECT = env.int("K8X_MAX_API_KEYS_PER_PROJECT", default=50)
 # The hub puts up to this many runs into one launch job (worker.jobs.launch_runs).

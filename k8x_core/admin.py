@@ -14,13 +14,21 @@ from k8x_core.audit import audit_fields, audit_record
 from k8x_core.crypto import secret_encrypt
 from k8x_core.hub.matching import trigger_clean
 from k8x_core.notify.rules import rule_url_display
-from k8x_core.runs import validation
+from k8x_core.runs import defaults, validation
+from k8x_core.runs.defaults import project_placement
 from k8x_core.runs.namespaces import project_namespace_ensure
 
 MASK = "••••••••"
 
 
 SECURITY_FIELDS = ("pod_security_level", "quota", "limits")
+# Where a project's pods run (k8x_core.runs.defaults): platform superusers only.
+PLACEMENT_FIELDS = ("node_selector", "tolerations")
+
+
+def _refuse(problems: list[validation.Problem]) -> None:
+    if problems:
+        raise forms.ValidationError([str(p) for p in problems])
 
 
 class AuditedAdmin(admin.ModelAdmin[Any]):
@@ -74,6 +82,21 @@ class ProjectAdminForm(forms.ModelForm[models.Project]):
             raise forms.ValidationError('Must be a JSON object, e.g. {"default": {"memory": "512Mi"}}.')
         return {str(k): _quantities(v, f"limits.{k}") for k, v in value.items()}
 
+    def clean_node_selector(self) -> dict[str, str]:
+        value = self.cleaned_data.get("node_selector") or {}
+        _refuse(defaults.node_selector_problems(value=value))
+        return dict(value)
+
+    def clean_tolerations(self) -> list[dict[str, Any]]:
+        value = self.cleaned_data.get("tolerations") or []
+        _refuse(defaults.tolerations_problems(value=value))
+        return list(value)
+
+    def clean_default_resources(self) -> dict[str, Any]:
+        value = self.cleaned_data.get("default_resources") or {}
+        _refuse(defaults.resources_problems(value=value))
+        return dict(value)
+
 
 def _quantities(value: Any, what: str) -> dict[str, str]:
     if not value:
@@ -99,11 +122,12 @@ class ProjectAdmin(AuditedAdmin):
         readonly = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
             readonly += SECURITY_FIELDS
+            readonly += PLACEMENT_FIELDS
             readonly += [f.name for f in models.Project._meta.fields if f.name.startswith("retention_")]
         return readonly
 
     def save_model(self, request: HttpRequest, obj: models.Project, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+        super().save_model(request, obj, form, change)  # audited there (AuditedAdmin), every field
         if not change or not set(SECURITY_FIELDS) & set(form.changed_data):
             return
         try:
@@ -133,6 +157,7 @@ class ServiceAdminForm(forms.ModelForm[models.Service]):
             image=str(data.get("image") or ""),
             retries=data.get("retries"),
             level=project.pod_security_level,
+            placement=project_placement(project=project),
         )
         # Grouped per field: add_error drops the field from cleaned_data at its first error.
         by_field: dict[str, list[str]] = {}
@@ -212,8 +237,8 @@ class SecretAdminForm(forms.ModelForm[models.Secret]):
 class SecretAdmin(AuditedAdmin):
     audit_kind = "secret"
     form = SecretAdminForm
-    list_display = ["key", "scope", "project", "service", "masked_value", "updated_at"]
-    list_filter = ["scope"]
+    list_display = ["key", "kind", "server", "scope", "project", "service", "masked_value", "updated_at"]
+    list_filter = ["scope", "kind"]
     search_fields = ["key"]
 
     @admin.display(description="value")

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
 from k8x_core.crypto import key_is_valid
+from k8x_core.kubevalues import tolerations_errors
 
 
 @register("k8x")
@@ -71,5 +72,13 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     if len(settings.K8X_NAMESPACE) > 22:
         errors.append(
             Error("K8X_NAMESPACE is longer than 22 characters: project namespaces would not fit.", id="k8x.E008")
+        )
+    for path, message in tolerations_errors(value=settings.K8X_ALLOWED_TOLERATIONS, field="K8X_ALLOWED_TOLERATIONS"):
+        errors.append(
+            Error(
+                f"{path}: {message}.",
+                hint='A JSON list of Kubernetes tolerations, e.g. [{"key": "gpu", "operator": "Exists"}].',
+                id="k8x.E009",
+            )
         )
     return errors

@@ -58,6 +58,23 @@ class Project(models.Model):
     retention_events_days = models.PositiveIntegerField(null=True, blank=True)
     retention_unmatched_events_days = models.PositiveIntegerField(null=True, blank=True)
     retention_audit_days = models.PositiveIntegerField(null=True, blank=True)
+    # Run defaults, set by project owners (k8x_core.runs.defaults): resources for
+    # containers that set neither requests nor limits, and a timeout (seconds) for
+    # services that set none.
+    default_resources = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}}.'
+    )
+    default_timeout = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds.")
+    # Placement, set only by a platform superuser: forced onto / added to every pod.
+    node_selector = models.JSONField(
+        default=dict, blank=True, help_text='Node labels every pod must run on, e.g. {"k8x.io/pool": "batch"}.'
+    )
+    tolerations = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Added to every pod, e.g. [{"key": "pool", "operator": "Equal", "value": "batch", '
+        '"effect": "NoSchedule"}].',
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -66,6 +83,10 @@ class Project(models.Model):
             models.CheckConstraint(condition=Q(namespace__regex=DNS_LABEL_REGEX), name="project_namespace_dns_label"),
             models.CheckConstraint(
                 condition=Q(pod_security_level__in=PodSecurityLevel.values), name="project_pod_security_level_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(default_timeout__isnull=True) | Q(default_timeout__gt=0),
+                name="project_default_timeout_positive",
             ),
         ]
 
@@ -255,13 +276,35 @@ class Config(ScopedEntry):
         return f"{self.scope}:{self.key}"
 
 
+class SecretKind(models.TextChoices):
+    """A plain value (an environment variable), or a registry login (an image pull secret)."""
+
+    VALUE = "value", "value"
+    REGISTRY = "registry", "registry credentials"
+
+
 class Secret(ScopedEntry):
-    """An encrypted value. Nothing but ``reveal`` ever turns it back into text."""
+    """An encrypted value. Nothing but ``reveal`` ever turns it back into text.
+
+    A ``registry`` secret is a project's login to an image registry: ``server`` is
+    plain (shown), the ciphertext holds ``{"username", "password"}`` (never shown),
+    and it reaches pods only as the project's image pull secret
+    (k8x_core.runs.registry), never as a variable."""
 
     ciphertext = models.TextField(editable=False)
+    kind = models.CharField(max_length=10, choices=SecretKind.choices, default=SecretKind.VALUE)
+    server = models.CharField(max_length=255, blank=True, help_text="Registry host, e.g. registry.example.com:5000.")
 
     class Meta(ScopedEntry.Meta):
         ordering = ["scope", "key"]
+        constraints = [
+            *ScopedEntry.Meta.constraints,
+            models.CheckConstraint(
+                condition=Q(kind=SecretKind.VALUE, server="")
+                | Q(kind=SecretKind.REGISTRY, scope=Scope.PROJECT) & ~Q(server=""),
+                name="secret_kind_consistent",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key} (secret)"

@@ -114,6 +114,38 @@ _VALUE_BODY = {
     "additionalProperties": False,
     "properties": {"value": {"type": "string"}},
 }
+_SECRET_BODY = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["value"],
+            "additionalProperties": False,
+            "properties": {"value": {"type": "string"}, "kind": {"const": "value"}},
+        },
+        {
+            "type": "object",
+            "description": "A registry login (project scope only): the project's image pull secret, never a "
+            "variable. Username and password are write-only.",
+            "required": ["kind", "server", "username", "password"],
+            "additionalProperties": False,
+            "properties": {
+                "kind": {"const": "registry"},
+                "server": {"type": "string"},
+                "username": {"type": "string"},
+                "password": {"type": "string"},
+            },
+        },
+    ]
+}
+_RESOURCES = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": 'Kubernetes resources, e.g. {"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}}.',
+    "properties": {
+        "requests": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+        "limits": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+    },
+}
 
 
 def _entry_paths(base: str, params: list[dict[str, Any]], scope: str, op_scope: str) -> dict[str, Any]:
@@ -161,7 +193,7 @@ def _entry_paths(base: str, params: list[dict[str, Any]], scope: str, op_scope: 
                 [*params, _KEY],
                 _ok("200", "Saved (the name only).", _ref("SecretEntry")),
                 errors=_WRITE,
-                body=_VALUE_BODY,
+                body=_SECRET_BODY,
             ),
             "delete": _op(
                 f"delete{op_scope}Secret",
@@ -187,7 +219,21 @@ def v1_paths() -> dict[str, Any]:
             )
         },
         _P: {
-            "get": _op("getProject", "One project.", [_SLUG], _ok("200", "The project.", _ref("Project")), errors=_READ)
+            "get": _op(
+                "getProject", "One project.", [_SLUG], _ok("200", "The project.", _ref("Project")), errors=_READ
+            ),
+            "patch": _op(
+                "updateProjectDefaults",
+                "Change the project's run defaults (role owner); fields left out keep their value.",
+                [_SLUG],
+                _ok("200", "Saved.", _ref("Project")),
+                errors=_WRITE,
+                body=_ref("ProjectDefaultsInput"),
+                description="Default resources apply to containers that set neither requests nor limits; the "
+                "default timeout to services with none. A bad value is refused with `field` naming it, e.g. "
+                "`default_resources.limits.memory`. Placement (node_selector, tolerations) is set by a "
+                "platform superuser only.",
+            ),
         },
         f"{_P}/services": {
             "get": _op(
@@ -388,6 +434,26 @@ def v1_schemas() -> dict[str, Any]:
                 "namespace": {"type": "string"},
                 "role": {"type": "string", "enum": ["owner", "admin", "user"]},
                 "created_at": _STAMP,
+                "default_resources": _RESOURCES,
+                "default_timeout": {"type": ["integer", "null"], "minimum": 1},
+                "node_selector": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Node labels every pod runs on (read-only; set by a platform superuser).",
+                },
+                "tolerations": {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "Added to every pod (read-only; set by a platform superuser).",
+                },
+            },
+        },
+        "ProjectDefaultsInput": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "default_resources": _RESOURCES,
+                "default_timeout": {"type": ["integer", "null"], "minimum": 1, "description": "Seconds."},
             },
         },
         "ServiceInput": {
@@ -497,10 +563,12 @@ def v1_schemas() -> dict[str, Any]:
         },
         "SecretEntry": {
             "type": "object",
-            "required": ["key", "scope", "service"],
+            "required": ["key", "kind", "scope", "service"],
             "additionalProperties": False,
             "properties": {
                 "key": {"type": "string"},
+                "kind": {"type": "string", "enum": ["value", "registry"]},
+                "server": {"type": "string", "description": "A registry login's server (its only shown part)."},
                 "scope": {"type": "string", "enum": ["project", "service"]},
                 "service": {"type": ["string", "null"]},
                 "updated_at": _STAMP,

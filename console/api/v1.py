@@ -34,7 +34,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
 from console.api.views import _csrf_failure, _iso, _read_body, error_response, event_json, run_json
-from console.forms import ConfigForm, SecretForm, ServiceForm, TriggerForm
+from console.forms import ConfigForm, RegistryLoginForm, SecretForm, ServiceForm, TriggerForm
 from console.permissions import events_of_projects, role_require
 from console.views.common import _parse_cursor, keyset_page
 from k8x_core.audit import Actor, actor_of_api_key
@@ -53,13 +53,15 @@ from k8x_core.models import (
     Scope,
     ScopedEntry,
     Secret,
+    SecretKind,
     Service,
     Trigger,
     TriggerKind,
 )
-from k8x_core.projects import project_role, projects_visible
+from k8x_core.projects import ProjectDefaultsInvalid, project_defaults_set, project_role, projects_visible
 from k8x_core.runs import launch
-from k8x_core.runs.configs import config_set, entry_delete, secret_set
+from k8x_core.runs.configs import RegistryLoginInvalid, config_set, entry_delete, secret_set
+from k8x_core.runs.registry import registry_login_save, secret_entry_delete
 
 # A Job template or parameters schema fits easily; anything bigger is a mistake.
 MAX_BODY_BYTES = 1024 * 1024
@@ -345,6 +347,11 @@ def project_json(project: Project, role: Role | None) -> dict[str, Any]:
         "namespace": project.namespace,
         "role": role,
         "created_at": _iso(project.created_at),
+        "default_resources": dict(project.default_resources or {}),
+        "default_timeout": project.default_timeout,
+        # Placement: set by a platform superuser, read-only here.
+        "node_selector": dict(project.node_selector or {}),
+        "tolerations": list(project.tolerations or []),
     }
 
 
@@ -398,13 +405,18 @@ def config_json(config: Config) -> dict[str, Any]:
 
 
 def secret_json(secret: Secret) -> dict[str, Any]:
-    """Names only: a secret's value never leaves K8X through the API."""
-    return {
+    """Names only: a secret's value (a registry login's username and password) never
+    leaves K8X through the API; a registry login shows its server."""
+    out = {
         "key": secret.key,
+        "kind": secret.kind,
         "scope": secret.scope,
         "service": secret.service.name if secret.service else None,
         "updated_at": _iso(secret.updated_at),
     }
+    if secret.kind == SecretKind.REGISTRY:
+        out["server"] = secret.server
+    return out
 
 
 # --- keyset pages with an opaque cursor ------------------------------------------------------
@@ -467,9 +479,25 @@ def projects(request: HttpRequest, caller: Caller) -> HttpResponse:
     return JsonResponse({"items": items})
 
 
-@endpoint("GET")
+@endpoint("GET", "PATCH")
 def project(request: HttpRequest, caller: Caller, slug: str) -> HttpResponse:
-    found = _project(caller, slug)
+    """GET: the project; PATCH (owners): its run defaults."""
+    if request.method == "GET":
+        found = _project(caller, slug)
+        return JsonResponse(project_json(found, caller.role_in(found)))
+    found = _project(caller, slug, Role.OWNER)
+    body = _body(request)
+    _only(body, {"default_resources", "default_timeout"})
+    try:
+        project_defaults_set(
+            project=found,
+            default_resources=body.get("default_resources", found.default_resources),
+            default_timeout=body.get("default_timeout", found.default_timeout),
+            actor=caller.actor(),
+        )
+    except ProjectDefaultsInvalid as exc:
+        path, message = exc.errors[0]
+        raise ApiError(400, f"{path}: {message}", field=path) from None
     return JsonResponse(project_json(found, caller.role_in(found)))
 
 
@@ -654,16 +682,32 @@ def config(request: HttpRequest, caller: Caller, slug: str, key: str, name: str 
 def secrets(request: HttpRequest, caller: Caller, slug: str, name: str | None = None) -> HttpResponse:
     # Names only, to every member, as the console's secrets tab shows them.
     target, svc = _scope_target(caller, slug, name, Role.USER)
-    rows = _entries(Secret, target, svc).only("key", "scope", "service__name", "updated_at")
+    rows = _entries(Secret, target, svc).only("key", "kind", "server", "scope", "service__name", "updated_at")
     return JsonResponse({"items": [secret_json(s) for s in rows]})
 
 
 @endpoint("PUT", "DELETE")
 def secret(request: HttpRequest, caller: Caller, slug: str, key: str, name: str | None = None) -> HttpResponse:
+    """PUT ``{"value"}``, or at project scope a registry login
+    ``{"kind": "registry", "server", "username", "password"}``; DELETE."""
     target, svc = _scope_target(caller, slug, name, Role.OWNER)
     if request.method == "DELETE":
-        return _entry_delete(Secret, target, svc, key, caller)
-    form = SecretForm({"key": key, "value": _value(request)})
+        scope = Scope.SERVICE if svc is not None else Scope.PROJECT
+        entry = Secret.objects.filter(scope=scope, project=target, service=svc, key=key).first()
+        if entry is None:
+            raise ApiError(404, f"no secret {key!r} at {scope} scope", field="key")
+        secret_entry_delete(entry=entry, actor=caller.actor())
+        return _no_content()
+    body = _body(request)
+    if body.get("kind") == SecretKind.REGISTRY:
+        return _registry_login_put(caller, target, svc, key, body)
+    _only(body, {"value", "kind"})
+    if body.get("kind", SecretKind.VALUE) != SecretKind.VALUE:
+        raise ApiError(400, "kind must be value or registry", field="kind")
+    value = body.get("value")
+    if not isinstance(value, str):
+        raise ApiError(400, "value must be a string", field="value")
+    form = SecretForm({"key": key, "value": value})
     if not form.is_valid():
         raise _form_error(form)
     saved = secret_set(
@@ -673,6 +717,25 @@ def secret(request: HttpRequest, caller: Caller, slug: str, key: str, name: str 
         service=svc,
         actor=caller.actor(),
     )
+    return JsonResponse(secret_json(saved))
+
+
+def _registry_login_put(
+    caller: Caller, target: Project, svc: Service | None, key: str, body: dict[str, Any]
+) -> HttpResponse:
+    if svc is not None:
+        raise ApiError(400, "a registry login belongs to the project, not to one service", field="kind")
+    _only(body, {"kind", "server", "username", "password"})
+    form = RegistryLoginForm({"key": key, **{f: body.get(f) for f in ("server", "username", "password")}})
+    for field in ("server", "username", "password"):
+        if not isinstance(body.get(field), str):
+            raise ApiError(400, f"{field} must be a string", field=field)
+    if not form.is_valid():
+        raise _form_error(form)
+    try:
+        saved, _not_synced = registry_login_save(project=target, actor=caller.actor(), **form.cleaned_data)
+    except RegistryLoginInvalid as exc:
+        raise ApiError(400, str(exc), field=exc.field) from None
     return JsonResponse(secret_json(saved))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -11,15 +12,24 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from console.forms import ApiKeyForm, ConfigForm, MemberForm, SecretForm, WebhookForm
+from console.forms import (
+    ApiKeyForm,
+    ConfigForm,
+    MemberForm,
+    RegistryLoginForm,
+    RunDefaultsForm,
+    SecretForm,
+    WebhookForm,
+)
 from console.permissions import Role, get_project_or_404, project_allows, project_role
 from console.views.common import request_user
 from k8x_core.events.apikeys import ApiKeyCapReached, ApiKeyRoleRefused, apikey_create, apikey_revoke
 from k8x_core.events.webhooks import webhook_create, webhook_curl_example, webhook_delete, webhook_url
 from k8x_core.members import LastOwner, member_remove, member_set
 from k8x_core.models import ApiKey, Config, Membership, Project, Scope, Secret, Service, Webhook
-from k8x_core.projects import projects_visible
-from k8x_core.runs.configs import config_set, entry_delete, secret_set
+from k8x_core.projects import ProjectDefaultsInvalid, project_defaults_set, projects_visible
+from k8x_core.runs.configs import RegistryLoginInvalid, config_set, entry_delete, secret_set
+from k8x_core.runs.registry import registry_login_save, secret_entry_delete
 
 
 def _context(request: HttpRequest, project: Project, tab: str, **extra: Any) -> dict[str, Any]:
@@ -100,9 +110,25 @@ def project_configs(request: HttpRequest, slug: str) -> HttpResponse:
 def project_secrets(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_project_or_404(request.user, slug)
     form = SecretForm(request.POST or None)
+    login_form = RegistryLoginForm(prefix="login")
     if request.method == "POST":
         project = get_project_or_404(request.user, slug, Role.OWNER)
-        if form.is_valid():
+        if request.POST.get("kind") == "registry":
+            form, login_form = SecretForm(), RegistryLoginForm(request.POST, prefix="login")
+            if login_form.is_valid():
+                data = login_form.cleaned_data
+                try:
+                    _secret, not_synced = registry_login_save(project=project, actor=request_user(request), **data)
+                except RegistryLoginInvalid as exc:
+                    login_form.add_error(exc.field, str(exc))
+                else:
+                    messages.success(request, f"Registry login {data['key']} for {data['server']} saved.")
+                    if not_synced:
+                        messages.warning(
+                            request, f"The cluster is not updated yet (the next run does it): {not_synced}"
+                        )
+                    return redirect("console:project_secrets", slug=slug)
+        elif form.is_valid():
             service = _service_choice(project, request.POST.get("service"))
             secret_set(
                 key=form.cleaned_data["key"],
@@ -118,7 +144,7 @@ def project_secrets(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "console/projects/secrets.html",
-        _context(request, project, "secrets", form=form, entries=entries, services=services),
+        _context(request, project, "secrets", form=form, login_form=login_form, entries=entries, services=services),
     )
 
 
@@ -126,10 +152,44 @@ def project_secrets(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def project_secret_delete(request: HttpRequest, slug: str, secret_id: int) -> HttpResponse:
     project = get_project_or_404(request.user, slug, Role.OWNER)
-    secret = get_object_or_404(Secret, pk=secret_id, project=project)
-    entry_delete(entry=secret, actor=request_user(request))
+    secret = get_object_or_404(Secret.objects.select_related("project"), pk=secret_id, project=project)
+    not_synced = secret_entry_delete(entry=secret, actor=request_user(request))
     messages.success(request, f"Secret {secret.key} deleted.")
+    if not_synced:
+        messages.warning(request, f"The cluster is not updated yet (the next run does it): {not_synced}")
     return redirect("console:project_secrets", slug=slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_defaults(request: HttpRequest, slug: str) -> HttpResponse:
+    """Run defaults (owners change them) and placement (shown; a superuser sets it in the admin site)."""
+    project = get_project_or_404(request.user, slug)
+    initial = {
+        "default_resources": json.dumps(project.default_resources, indent=2) if project.default_resources else "",
+        "default_timeout": project.default_timeout,
+    }
+    form = RunDefaultsForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        project = get_project_or_404(request.user, slug, Role.OWNER)
+        if form.is_valid():
+            try:
+                project_defaults_set(project=project, actor=request_user(request), **form.cleaned_data)
+            except ProjectDefaultsInvalid as exc:
+                for path, message in exc.errors:
+                    form.add_error(path.split(".")[0].split("[")[0], f"{path}: {message}")
+            else:
+                messages.success(request, "Run defaults saved; they apply to the next runs.")
+                return redirect("console:project_defaults", slug=slug)
+    placement = {
+        "node_selector": json.dumps(project.node_selector, indent=2) if project.node_selector else "",
+        "tolerations": json.dumps(project.tolerations, indent=2) if project.tolerations else "",
+    }
+    return render(
+        request,
+        "console/projects/defaults.html",
+        _context(request, project, "defaults", form=form, placement=placement),
+    )
 
 
 @login_required

@@ -2,7 +2,8 @@
 # Builds everything the local cluster needs, cached by version under
 # ${K8X_CACHE_DIR:-$HOME/.cache/k8x}:
 #   - Debian packages: containerd, runc, CNI plugins, podman, docker-registry,
-#     busybox-static, debootstrap, iptables, conntrack (apt-get, as root)
+#     apache2-utils (htpasswd, for the registry behind a login), busybox-static,
+#     debootstrap, iptables, conntrack (apt-get, as root)
 #   - podman drop-ins so `podman build/push localhost:5000/...` work here
 #   - etcd with `go build` (go.etcd.io/etcd/server/v3) -> etcd/<version>/
 #   - Kubernetes components with `go build`       -> k8s/<version>/bin/
@@ -14,7 +15,7 @@ T0=$SECONDS
 [[ $(id -u) -eq 0 ]] || die "build.sh must run as root (apt-get, podman, debootstrap)"
 
 # --- Debian packages ---------------------------------------------------------
-PKGS=(containerd runc containernetworking-plugins podman docker-registry busybox-static
+PKGS=(containerd runc containernetworking-plugins podman docker-registry apache2-utils busybox-static
       debootstrap iptables conntrack iproute2 openssl curl ca-certificates)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local single-node Kubernetes cluster (idempotent):
 #   pod bridge k8x0 (10.244.0.1/24, no route or masquerade off the machine),
-#   docker-registry on 127.0.0.1:5000, etcd, containerd (own socket/root),
+#   docker-registry on 127.0.0.1:5000 (and the same storage behind a login on
+#   127.0.0.1:5001, deploy/local/registry-auth.sh), etcd, containerd (own socket/root),
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy.
 # Waits until the node is Ready and the `default` ServiceAccount exists, then
 # prints the kubeconfig path. State and logs: ${K8X_STATE_DIR:-<repo>/.state}/cluster.
@@ -18,7 +19,7 @@ for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-prox
 done
 ETCD="$ETCD_BIN_DIR/etcd"
 [[ -x $ETCD ]] || die "$ETCD missing: run deploy/local/build.sh first"
-for t in containerd runc docker-registry podman iptables conntrack; do
+for t in containerd runc docker-registry htpasswd podman iptables conntrack; do
   command -v "$t" >/dev/null || die "$t not installed: run deploy/local/build.sh first"
 done
 [[ ${#CONTAINERD_SOCK} -lt 100 ]] || die "containerd socket path too long for a unix socket: $CONTAINERD_SOCK (set K8X_STATE_DIR to a shorter path)"
@@ -108,6 +109,8 @@ seed_image() {  # seed_image <cache archive name> <ref>
 seed_image pause "$PAUSE_IMAGE"
 seed_image busybox "$BUSYBOX_IMAGE"
 seed_image python "$PYTHON_IMAGE"
+# The same storage behind a login on $REGISTRY_AUTH (it also writes containerd's certs.d entry).
+"$LOCAL_DIR/registry-auth.sh"
 
 # --- etcd ------------------------------------------------------------------
 mkdir -p "$CLUSTER_DIR/etcd"
@@ -121,15 +124,8 @@ start_bg etcd "$ETCD" --name k8x --data-dir "$CLUSTER_DIR/etcd/data" \
 
 # --- containerd ------------------------------------------------------------
 CTD="$CLUSTER_DIR/containerd"
-mkdir -p "$CTD/certs.d/$REGISTRY" "$CTD/opt" "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/cni/ipam"
-write_file "$CTD/certs.d/$REGISTRY/hosts.toml" <<EOF
-# The local registry speaks plain HTTP on loopback only.
-server = "http://127.0.0.1:$REGISTRY_PORT"
-
-[host."http://127.0.0.1:$REGISTRY_PORT"]
-  capabilities = ["pull", "resolve", "push"]
-  skip_verify = true
-EOF
+mkdir -p "$CTD/opt" "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/cni/ipam"
+containerd_plain_http_host "$REGISTRY" "$REGISTRY_PORT"
 write_file "$CLUSTER_DIR/cni/net.d/10-k8x.conflist" <<EOF
 {
   "cniVersion": "1.0.0",

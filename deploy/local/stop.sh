@@ -27,5 +27,5 @@ stop_procs 30 etcd containerd
 for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" 2>/dev/null || true); do
   kill -TERM "$pid" 2>/dev/null || true
 done
-stop_proc registry
+stop_procs 10 registry registry-auth
 log "cluster stopped (state kept in $CLUSTER_DIR; deploy/local/start.sh resumes it, deploy/local/wipe.sh removes it)"

@@ -55,6 +55,7 @@ from k8x_core.models import (
     Trigger,
 )
 from k8x_core.runs import validation
+from k8x_core.runs.defaults import NO_PLACEMENT, Placement, project_placement
 
 MAX_FILE_BYTES = 1024 * 1024
 MANIFEST = "manifest.json"
@@ -302,7 +303,7 @@ def configs_validate(*, data: Any, rel: str) -> tuple[dict[str, str], list[SpecE
 
 
 def servicedir_read(
-    *, directory: Path, rel: str, level: str = PodSecurityLevel.RESTRICTED
+    *, directory: Path, rel: str, level: str = PodSecurityLevel.RESTRICTED, placement: Placement = NO_PLACEMENT
 ) -> tuple[ServiceSpec | None, dict[str, Any] | None, list[SpecError]]:
     """One service directory without the cluster check: (spec, its Job, errors).
 
@@ -330,6 +331,7 @@ def servicedir_read(
             image="",
             retries=manifest_data.get("retries", 0),
             level=level,
+            placement=placement,
         )
         for problem in problems:
             errors.append(SpecError.of(problem, file=manifest_rel if problem.path == "retries" else deployment_rel))
@@ -390,6 +392,7 @@ def servicedir_load(
     errors: list[SpecError] = []
     specs: list[ServiceSpec] = []
     level = project.pod_security_level if project is not None else PodSecurityLevel.RESTRICTED
+    placement = project_placement(project=project)
     if not root.is_dir():
         return LoadResult([], [SpecError(str(root), "", "is not a directory")])
     single = allow_single and (root / MANIFEST).is_file()
@@ -403,7 +406,7 @@ def servicedir_load(
             continue
         if not directory.is_dir() or not (manifest.exists() or manifest.is_symlink()):
             continue
-        spec, _, dir_errors = servicedir_read(directory=directory, rel=directory.name, level=level)
+        spec, _, dir_errors = servicedir_read(directory=directory, rel=directory.name, level=level, placement=placement)
         errors += dir_errors
         if spec is not None:
             specs.append(spec)

@@ -21,6 +21,7 @@ from k8x_core.events import ce, ingest
 from k8x_core.hub import cel, matching
 from k8x_core.models import Event, Run, RunStatus, Service, Trigger, TriggerKind
 from k8x_core.runs import validation
+from k8x_core.runs.defaults import project_placement
 from k8x_core.runs.queue import run_enqueue
 
 
@@ -44,6 +45,7 @@ def service_problems(*, service: Service) -> list[validation.Problem]:
         image=service.image,
         retries=service.retries,
         level=service.project.pod_security_level,
+        placement=project_placement(project=service.project),
     )
     return problems
 

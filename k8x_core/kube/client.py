@@ -774,12 +774,19 @@ def _secrets(namespace: str) -> str:
 
 
 def _secret_body(
-    name: str, string_data: dict[str, str], labels: dict[str, str] | None, owner: dict[str, Any] | None
+    name: str,
+    string_data: dict[str, str],
+    labels: dict[str, str] | None,
+    owner: dict[str, Any] | None,
+    secret_type: str = "Opaque",  # noqa: S107  (a Secret type, not a password)
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY, **(labels or {})}}
+    if annotations:
+        meta["annotations"] = dict(annotations)
     if owner:
         meta["ownerReferences"] = [owner]
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "stringData": string_data}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": secret_type, "stringData": string_data}
 
 
 def secret_create(
@@ -800,12 +807,25 @@ def secret_create(
 
 
 def secret_apply(
-    *, namespace: str, name: str, string_data: dict[str, str], labels: dict[str, str] | None = None
+    *,
+    namespace: str,
+    name: str,
+    string_data: dict[str, str],
+    labels: dict[str, str] | None = None,
+    secret_type: str = "Opaque",  # noqa: S107  (a Secret type, not a password)
+    annotations: dict[str, str] | None = None,
+    deadline_seconds: float | None = None,
 ) -> None:
     """Make the Secret hold exactly these keys and values (create or replace)."""
-    body = _secret_body(name, string_data, labels, None)
+    body = _secret_body(name, string_data, labels, None, secret_type, annotations)
     try:
-        call("POST", _secrets(namespace), body=body, query={"fieldManager": FIELD_MANAGER})
+        call(
+            "POST",
+            _secrets(namespace),
+            body=body,
+            query={"fieldManager": FIELD_MANAGER},
+            deadline_seconds=deadline_seconds,
+        )
         return
     except KubeConflict:
         pass
@@ -813,11 +833,21 @@ def secret_apply(
     body["data"] = {}
     for _ in range(5):
         try:
-            call("PUT", f"{_secrets(namespace)}/{_q(name)}", body=body, query={"fieldManager": FIELD_MANAGER})
+            call(
+                "PUT",
+                f"{_secrets(namespace)}/{_q(name)}",
+                body=body,
+                query={"fieldManager": FIELD_MANAGER},
+                deadline_seconds=deadline_seconds,
+            )
             return
         except KubeNotFound:
             try:
-                call("POST", _secrets(namespace), body=_secret_body(name, string_data, labels, None))
+                call(
+                    "POST",
+                    _secrets(namespace),
+                    body=_secret_body(name, string_data, labels, None, secret_type, annotations),
+                )
                 return
             except KubeConflict:
                 continue
@@ -829,9 +859,9 @@ def secret_get(*, namespace: str, name: str) -> dict[str, Any]:
     return result
 
 
-def secret_delete(*, namespace: str, name: str) -> bool:
+def secret_delete(*, namespace: str, name: str, deadline_seconds: float | None = None) -> bool:
     try:
-        call("DELETE", f"{_secrets(namespace)}/{_q(name)}")
+        call("DELETE", f"{_secrets(namespace)}/{_q(name)}", deadline_seconds=deadline_seconds)
     except KubeNotFound:
         return False
     return True

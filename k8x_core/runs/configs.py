@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -11,7 +14,7 @@ from django.db.models import Q
 
 from k8x_core.audit import Actor, audit_record
 from k8x_core.crypto import SecretDecryptionError, secret_decrypt
-from k8x_core.models import Config, Project, Scope, ScopedEntry, Secret, Service
+from k8x_core.models import Config, Project, Scope, ScopedEntry, Secret, SecretKind, Service
 
 
 class ScopedRow(Protocol):
@@ -54,8 +57,19 @@ def scoped_filter(*, project_id: int | None, service_id: int | None) -> Q:
     )
 
 
+def secret_variables_filter(*, project_id: int | None, service_id: int | None) -> Q:
+    """The secrets a service's containers get as variables: those it sees (``scoped_filter``)
+    except registry logins, which are the project's image pull secret, not variables.
+    (``k8x_core.runs.launchread`` compiles this same filter into its SQL.)"""
+    return scoped_filter(project_id=project_id, service_id=service_id) & Q(kind=SecretKind.VALUE)
+
+
 def _scoped_filter(*, service: ServiceIds) -> Q:
     return scoped_filter(project_id=service.project_id, service_id=service.pk)
+
+
+def _secret_variables(*, service: ServiceIds) -> Q:
+    return secret_variables_filter(project_id=service.project_id, service_id=service.pk)
 
 
 def scoped_merge(entries: Iterable[T]) -> dict[str, T]:
@@ -75,7 +89,7 @@ def configs_resolve(*, service: ServiceIds) -> dict[str, str]:
 
 def secret_keys_resolve(*, service: ServiceIds) -> list[str]:
     """Names of the service's effective secrets; values never leave the database here."""
-    entries = Secret.objects.filter(_scoped_filter(service=service)).only("scope", "key")
+    entries = Secret.objects.filter(_secret_variables(service=service)).only("scope", "key")
     return sorted(scoped_merge(entries))
 
 
@@ -104,10 +118,10 @@ def secrets_reveal(merged: Mapping[str, SecretRow]) -> dict[str, str]:
 
 
 def secrets_resolve(*, service: ServiceIds) -> dict[str, str]:
-    """Plain secret values, for the Kubernetes Secret sync only.
+    """Plain secret values, for the Kubernetes Secret sync only (never registry logins).
 
     Raises SecretUndecryptable for the first value no configured key decrypts."""
-    return secrets_reveal(scoped_merge(Secret.objects.filter(_scoped_filter(service=service))))
+    return secrets_reveal(scoped_merge(Secret.objects.filter(_secret_variables(service=service))))
 
 
 def _scope_of(project: Project | None, service: Service | None) -> tuple[Scope, Project | None]:
@@ -138,6 +152,10 @@ def _entry_state(entry: ScopedEntry) -> dict[str, object]:
     # show that it changed (k8x_core.audit redacts it).
     state: dict[str, object] = {"scope": entry.scope, "key": entry.key, "origin": entry.origin}
     if isinstance(entry, Secret):
+        # A registry login shows its server, never its username or password (in the ciphertext).
+        state["kind"] = entry.kind
+        if entry.server:
+            state["server"] = entry.server
         state["ciphertext"] = entry.ciphertext
     elif isinstance(entry, Config):
         state["value"] = entry.value
@@ -167,6 +185,7 @@ def secret_set(
     before = _entry_state(secret) if secret is not None else None
     if secret is None:
         secret = Secret(scope=scope, project=project, service=service, key=key)
+    secret.kind, secret.server = SecretKind.VALUE, ""
     secret.set_value(value)
     secret.full_clean(exclude=["ciphertext"])
     secret.save()
@@ -197,3 +216,70 @@ def config_set(
         config.save(update_fields=["value", "updated_at"])
         entry_audit(entry=config, action="update", before=before, actor=actor)
     return config
+
+
+# --- registry logins -------------------------------------------------------------------------
+
+# host[:port][/path], optionally with a scheme: how docker config files name a registry.
+_SERVER = re.compile(r"^(https?://)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:\d{1,5})?(/[-A-Za-z0-9._/]*)?$")
+
+
+class RegistryLoginInvalid(ValueError):
+    """A registry login that cannot be saved; ``field`` names the part."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    server: str
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"<RegistryLogin {self.server} ******>"
+
+
+def registry_login_check(*, server: str, username: str, password: str) -> None:
+    """Raise RegistryLoginInvalid for a login that cannot work."""
+    if not _SERVER.match(server or ""):
+        raise RegistryLoginInvalid("server must be a registry host, e.g. registry.example.com:5000", field="server")
+    if not username or ":" in username:
+        raise RegistryLoginInvalid("username is required and cannot contain ':'", field="username")
+    if not password:
+        raise RegistryLoginInvalid("password is required", field="password")
+
+
+@transaction.atomic
+def registry_login_set(
+    *, key: str, server: str, username: str, password: str, project: Project, actor: AuditActor = None
+) -> Secret:
+    """Save a project's login to a registry (a ``registry`` secret); audited with its server only."""
+    registry_login_check(server=server, username=username, password=password)
+    secret = Secret.objects.select_for_update().filter(scope=Scope.PROJECT, project=project, key=key).first()
+    before = _entry_state(secret) if secret is not None else None
+    if secret is None:
+        secret = Secret(scope=Scope.PROJECT, project=project, key=key)
+    secret.kind, secret.server = SecretKind.REGISTRY, server
+    secret.set_value(json.dumps({"username": username, "password": password}))
+    secret.full_clean(exclude=["ciphertext"])
+    secret.save()
+    entry_audit(entry=secret, action="update" if before else "create", before=before, actor=actor)
+    return secret
+
+
+def registry_logins_resolve(*, project_id: int) -> list[RegistryLogin]:
+    """The project's registry logins, decrypted (for its image pull secret only), by server.
+
+    Raises SecretUndecryptable as ``secrets_resolve`` does."""
+    out: dict[str, RegistryLogin] = {}
+    rows = Secret.objects.filter(scope=Scope.PROJECT, project_id=project_id, kind=SecretKind.REGISTRY)
+    for entry in rows.order_by("key"):
+        try:
+            data = json.loads(entry.reveal())
+        except SecretDecryptionError:
+            raise SecretUndecryptable(key=entry.key, scope=str(entry.scope)) from None
+        out.setdefault(entry.server, RegistryLogin(entry.server, str(data["username"]), str(data["password"])))
+    return [out[k] for k in sorted(out)]

@@ -9,7 +9,10 @@ a Pod, or a Pod template). K8X then sets, whatever the template says:
 - ``restartPolicy: Never``, ``backoffLimit`` = retries, one pod at a time,
   no service account token, and ``restricted``-compliant security defaults
   where the template leaves them unset (``security.security_defaults_apply``);
-  ``activeDeadlineSeconds`` = timeout (when the service has one),
+  ``activeDeadlineSeconds`` = timeout (when the service has one; else the
+  template's, else the project's default timeout), the project's default
+  resources, node labels, tolerations and image pull secret
+  (``defaults.job_defaults_apply``),
   ``ttlSecondsAfterFinished`` = K8X_JOB_TTL_SECONDS;
 - the container contract's environment in every container (and init
   container), placed first so that the template's own variables and args can
@@ -34,6 +37,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from k8x_core.models import run_job_name
+from k8x_core.runs.defaults import RunDefaults, job_defaults_apply
 from k8x_core.runs.security import project_uid, security_defaults_apply
 from k8x_core.runs.templates import template_load
 
@@ -336,10 +340,12 @@ def job_build(
     events_url: str,
     run_token: str,
     ttl_seconds_after_finished: int | None,
+    defaults: RunDefaults | None = None,
 ) -> JobBuild:
     """The Job for ``run`` and the data of its run Secret (the token, and the event
     file when the event is over 64 KiB). Raises JobSpecInvalid for a template that
-    cannot become a Job; the API server judges the rest."""
+    cannot become a Job; the API server judges the rest. ``defaults``: the
+    project's run defaults and placement (k8x_core.runs.defaults)."""
     view = event if isinstance(event, EventView) else EventView.of(event)
     if service.job_template.strip():
         job = template_parse(service.job_template)
@@ -394,6 +400,8 @@ def job_build(
     security_defaults_apply(job=job, uid=project_uid(project_id=service.project_id))
     # Service links would add variables for every Service in the namespace.
     pod_spec.setdefault("enableServiceLinks", False)
+    if defaults is not None:
+        job_defaults_apply(job=job, defaults=defaults)
 
     for key in ("initContainers", "containers"):
         for container in pod_spec.get(key) or []:

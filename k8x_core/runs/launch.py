@@ -19,7 +19,9 @@ Secrets reach the container only by reference: the service's merged secrets
 are kept in one Kubernetes Secret per service (``k8x-svc-<service>``), and the
 run token in the run's own Secret (``k8x-run-<hex>``; the watcher makes the Job
 its owner when it first sees the Job, so it is collected with it, and the
-launch itself costs two API writes: the Secret and the Job).
+launch itself costs two API writes: the Secret and the Job). A project's registry
+logins are its image pull secret ``k8x-registry`` (k8x_core.runs.registry), and its
+run defaults and placement go into every Job (k8x_core.runs.defaults).
 """
 
 from __future__ import annotations
@@ -45,12 +47,14 @@ from k8x_core.events.tokens import run_token_issue
 from k8x_core.metrics import LAUNCH_LATENCY
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import jobspec, validation
-from k8x_core.runs.configs import SecretUndecryptable, secrets_resolve, secrets_reveal
+from k8x_core.runs.configs import SecretUndecryptable, registry_logins_resolve, secrets_resolve, secrets_reveal
+from k8x_core.runs.defaults import project_run_defaults
 from k8x_core.runs.launchread import LaunchRun, LaunchService, launch_run_read, launch_scope_read
 from k8x_core.runs.live import live_publish_status
 from k8x_core.runs.logs import run_log_store_final
 from k8x_core.runs.namespaces import project_namespace_ensure
 from k8x_core.runs.queue import run_enqueue
+from k8x_core.runs.registry import registry_secret_sync
 from k8x_core.runs.transitions import run_transition
 
 log = logging.getLogger(__name__)
@@ -306,6 +310,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
     configs, secret_entries = launch_scope_read(project_id=project.id, service_id=service.id)
     try:
         secret_values = secrets_reveal(secret_entries)
+        logins = registry_logins_resolve(project_id=project.pk)
     except SecretUndecryptable as exc:
         # Final, not retried: no launch attempt can decrypt it (the queue moves on).
         _fail(run, reason="SecretUndecryptable", message=str(exc))
@@ -322,6 +327,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
             events_url=settings.K8X_EVENTS_URL,
             run_token=token,
             ttl_seconds_after_finished=settings.K8X_JOB_TTL_SECONDS,
+            defaults=project_run_defaults(project=project, pull_secret=bool(logins)),
         )
     except jobspec.JobSpecInvalid as exc:
         _fail(run, reason="InvalidJobTemplate", message=str(exc))
@@ -329,6 +335,7 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
 
     project_namespace_ensure(project=project)
     service_secrets_sync(service=service, values=secret_values)
+    registry_secret_sync(project=project, logins=logins)
     refusal = _admission_refusal(build, namespace, project.pod_security_level, service)
     if refusal:
         _fail(run, reason="PodSecurity", message=refusal)

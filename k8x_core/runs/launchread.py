@@ -29,7 +29,7 @@ from django.db import connection
 from django.db.models import Field, Model
 
 from k8x_core.models import Config, Event, Project, Run, Secret, Service
-from k8x_core.runs.configs import scoped_filter, scoped_merge
+from k8x_core.runs.configs import scoped_filter, scoped_merge, secret_variables_filter
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,10 @@ class LaunchProject:
     pod_security_level: str
     quota: Any
     limits: Any
+    default_resources: Any
+    default_timeout: int | None
+    node_selector: Any
+    tolerations: Any
 
     @property
     def pk(self) -> int:
@@ -127,7 +131,18 @@ _SERVICE = (
     "max_concurrency",
     "updated_at",
 )
-_PROJECT = ("id", "slug", "namespace", "pod_security_level", "quota", "limits")
+_PROJECT = (
+    "id",
+    "slug",
+    "namespace",
+    "pod_security_level",
+    "quota",
+    "limits",
+    "default_resources",
+    "default_timeout",
+    "node_selector",
+    "tolerations",
+)
 _EVENT = ("id", "ce_id", "type", "source", "subject", "time", "payload")
 
 Converter = Callable[[Any], Any]
@@ -238,8 +253,10 @@ class _ScopeQuery:
 
 
 def _where(model: type[Model]) -> tuple[str, list[Any]]:
-    """``configs.scoped_filter`` as the ORM compiles it for ``model``, with the marks as ids."""
-    query = model._default_manager.filter(scoped_filter(project_id=_PROJECT_MARK, service_id=_SERVICE_MARK)).query
+    """``configs.scoped_filter`` (for secrets ``configs.secret_variables_filter``) as the ORM
+    compiles it for ``model``, with the marks as ids."""
+    rule = secret_variables_filter if model is Secret else scoped_filter
+    query = model._default_manager.filter(rule(project_id=_PROJECT_MARK, service_id=_SERVICE_MARK)).query
     compiler = query.get_compiler(connection=connection)
     sql, params = query.where.as_sql(compiler, connection)
     return sql, list(params)

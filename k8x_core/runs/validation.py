@@ -11,7 +11,10 @@ K8X's policy, refused at every level: privileged containers, host namespaces,
 ``hostPath`` volumes, added capabilities, a ``procMount`` other than Default,
 ``nodeName``, a service account other than the project's (``default``),
 Secrets other than the service's own, host ports, a mounted service account
-token, more than one pod at a time. At the ``restricted`` level also: running
+token, more than one pod at a time, a custom ``schedulerName``, image pull
+secrets other than K8X's own (``k8x-registry``), a ``nodeSelector`` or node
+affinity that contradicts the project's node labels, tolerations other than
+the project's own and ``K8X_ALLOWED_TOLERATIONS``. At the ``restricted`` level also: running
 as root, privilege escalation, an unconfined seccomp profile. Each rule is one
 function below; ``RULES`` lists them.
 """
@@ -19,6 +22,7 @@ function below; ``RULES`` lists them.
 from __future__ import annotations
 
 import functools
+import json
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +34,14 @@ from django.conf import settings
 from k8x_core import kube
 from k8x_core.models import Run, Service, TriggerKind
 from k8x_core.runs import jobspec
+from k8x_core.runs.defaults import (
+    NO_PLACEMENT,
+    PULL_SECRET_NAME,
+    Placement,
+    project_placement,
+    project_run_defaults,
+    toleration_normal,
+)
 from k8x_core.runs.security import LEVELS, RESTRICTED
 from k8x_core.runs.templates import POD_SPEC_PATH, Problem, template_load
 
@@ -46,10 +58,19 @@ PROJECT_SERVICE_ACCOUNT = "default"
 
 @dataclass(frozen=True)
 class Context:
-    """What a rule needs besides the Job: whose Secret is the service's own, and the level."""
+    """What a rule needs besides the Job: whose Secret is the service's own, the level,
+    the project's placement and the tolerations the platform allows (normal spellings)."""
 
     service_name: str
     level: str
+    placement: Placement = NO_PLACEMENT
+    allowed_tolerations: frozenset[str] = frozenset()
+
+
+def allowed_tolerations() -> frozenset[str]:
+    """K8X_ALLOWED_TOLERATIONS, in ``toleration_normal`` spelling."""
+    value = settings.K8X_ALLOWED_TOLERATIONS
+    return frozenset(toleration_normal(t) for t in (value if isinstance(value, list) else []))
 
 
 # --- walking a pod spec ---------------------------------------------------------
@@ -264,6 +285,109 @@ def rule_seccomp(job: dict[str, Any], ctx: Context) -> Iterator[Problem]:
             yield Problem(f"{path}.seccompProfile.type", "seccomp", "an Unconfined seccomp profile is not allowed")
 
 
+def rule_scheduler_name(job: dict[str, Any], ctx: Context) -> Iterator[Problem]:
+    value = _pod_spec(job).get("schedulerName")
+    if value not in (None, "", "default-scheduler"):
+        yield Problem(
+            f"{POD_SPEC_PATH}.schedulerName", "scheduler-name", f"pods use the cluster's scheduler, not {value!r}"
+        )
+
+
+def rule_image_pull_secrets(job: dict[str, Any], ctx: Context) -> Iterator[Problem]:
+    items = _pod_spec(job).get("imagePullSecrets")
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        name = item.get("name") if isinstance(item, dict) else item
+        if name != PULL_SECRET_NAME:
+            yield Problem(
+                f"{POD_SPEC_PATH}.imagePullSecrets[{i}]",
+                "pull-secret",
+                f"only K8X's own pull secret ({PULL_SECRET_NAME}) may be used, not {name!r}; "
+                "add a registry login to the project's secrets instead",
+            )
+
+
+def _admits(expression: dict[str, Any], value: str) -> bool:
+    """Whether a node selector requirement lets a node labelled ``value`` through."""
+    operator = expression.get("operator")
+    values = [str(v) for v in expression.get("values") or []]
+    if operator == "In":
+        return value in values
+    if operator == "NotIn":
+        return value not in values
+    if operator == "Exists":
+        return True
+    if operator in ("Gt", "Lt") and values:
+        try:
+            return int(value) > int(values[0]) if operator == "Gt" else int(value) < int(values[0])
+        except ValueError:
+            return False
+    return False
+
+
+def _node_terms(pod_spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, requirement) of every node affinity expression on a label, required or preferred."""
+    affinity = pod_spec.get("affinity")
+    node = affinity.get("nodeAffinity") if isinstance(affinity, dict) else None
+    if not isinstance(node, dict):
+        return
+    base = f"{POD_SPEC_PATH}.affinity.nodeAffinity"
+    required = node.get("requiredDuringSchedulingIgnoredDuringExecution")
+    terms = required.get("nodeSelectorTerms") if isinstance(required, dict) else None
+    for i, term in enumerate(terms if isinstance(terms, list) else []):
+        exprs = term.get("matchExpressions") if isinstance(term, dict) else None
+        for j, expr in enumerate(exprs if isinstance(exprs, list) else []):
+            if isinstance(expr, dict):
+                yield (
+                    f"{base}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[{i}].matchExpressions[{j}]",
+                    expr,
+                )
+    preferred = node.get("preferredDuringSchedulingIgnoredDuringExecution")
+    for i, item in enumerate(preferred if isinstance(preferred, list) else []):
+        pref = item.get("preference") if isinstance(item, dict) else None
+        exprs = pref.get("matchExpressions") if isinstance(pref, dict) else None
+        for j, expr in enumerate(exprs if isinstance(exprs, list) else []):
+            if isinstance(expr, dict):
+                yield (
+                    f"{base}.preferredDuringSchedulingIgnoredDuringExecution[{i}].preference.matchExpressions[{j}]",
+                    expr,
+                )
+
+
+def rule_node_placement(job: dict[str, Any], ctx: Context) -> Iterator[Problem]:
+    """The project's node labels are forced onto every pod: a template may narrow them, never leave them."""
+    selector = ctx.placement.selector
+    if not selector:
+        return
+    pod_spec = _pod_spec(job)
+    own = pod_spec.get("nodeSelector")
+    for key, value in own.items() if isinstance(own, dict) else []:
+        if key in selector and str(value) != selector[key]:
+            yield Problem(
+                f"{POD_SPEC_PATH}.nodeSelector.{key}",
+                "placement",
+                f"the project's pods run on nodes with {key}={selector[key]}, not {value!r}",
+            )
+    for path, expr in _node_terms(pod_spec):
+        key = expr.get("key")
+        if key in selector and not _admits(expr, selector[key]):
+            yield Problem(
+                path, "placement", f"contradicts the project's node label {key}={selector[key]} (set by the platform)"
+            )
+
+
+def rule_tolerations(job: dict[str, Any], ctx: Context) -> Iterator[Problem]:
+    items = _pod_spec(job).get("tolerations")
+    allowed = set(ctx.placement.tolerations) | ctx.allowed_tolerations
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if toleration_normal(item) not in allowed:
+            yield Problem(
+                f"{POD_SPEC_PATH}.tolerations[{i}]",
+                "toleration",
+                "only the project's tolerations and K8X_ALLOWED_TOLERATIONS may be used, "
+                f"not {json.dumps(item, sort_keys=True)}",
+            )
+
+
 Rule = Callable[[dict[str, Any], Context], Iterator[Problem]]
 
 RULES: tuple[Rule, ...] = (
@@ -282,20 +406,28 @@ RULES: tuple[Rule, ...] = (
     rule_run_as_root,
     rule_privilege_escalation,
     rule_seccomp,
+    rule_scheduler_name,
+    rule_image_pull_secrets,
+    rule_node_placement,
+    rule_tolerations,
 )
 
 
 # --- entry points ----------------------------------------------------------------------
 
 
-def template_check(*, text: str, service_name: str, level: str) -> tuple[dict[str, Any] | None, list[Problem]]:
+def template_check(
+    *, text: str, service_name: str, level: str, placement: Placement = NO_PLACEMENT
+) -> tuple[dict[str, Any] | None, list[Problem]]:
     """The Job a template stands for (None if it has problems) and every problem: structure, then policy."""
     if level not in LEVELS:
         raise ValueError(f"unknown pod security level {level!r}")
     job, problems = template_load(text)
     if job is None:
         return None, problems
-    ctx = Context(service_name=service_name, level=level)
+    ctx = Context(
+        service_name=service_name, level=level, placement=placement, allowed_tolerations=allowed_tolerations()
+    )
     for rule in RULES:
         problems += list(rule(job, ctx))
     return (None if problems else job), problems
@@ -309,13 +441,15 @@ def retries_check(*, retries: Any) -> list[Problem]:
 
 
 def service_check(
-    *, name: str, job_template: str, image: str, retries: Any, level: str
+    *, name: str, job_template: str, image: str, retries: Any, level: str, placement: Placement = NO_PLACEMENT
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """Every problem of a service's fields that decide what runs (the same for every entry point)."""
+    """Every problem of a service's fields that decide what runs (the same for every entry point).
+
+    ``placement``: the project's (``defaults.project_placement``)."""
     problems = retries_check(retries=retries)
     job: dict[str, Any] | None = None
     if job_template.strip():
-        job, template_problems = template_check(text=job_template, service_name=name, level=level)
+        job, template_problems = template_check(text=job_template, service_name=name, level=level, placement=placement)
         problems += template_problems
     elif not image.strip():
         problems.append(Problem("image", "structure", "give an image, or a Job template"))
@@ -351,17 +485,29 @@ def service_check_stored(*, service: StoredService) -> list[Problem]:
             service.retries,
             service.project.pod_security_level,
             int(settings.K8X_MAX_RETRIES),
+            project_placement(project=service.project),
+            json.dumps(settings.K8X_ALLOWED_TOLERATIONS, sort_keys=True),
         )
     )
 
 
 @functools.lru_cache(maxsize=1024)
 def _stored_check(
-    name: str, job_template: str, image: str, retries: int, level: str, max_retries: int
+    name: str,
+    job_template: str,
+    image: str,
+    retries: int,
+    level: str,
+    max_retries: int,
+    placement: Placement,
+    allowed: str,
 ) -> tuple[Problem, ...]:
     # The launch path checks the same few templates over and over: remember the
-    # answer per input (the cap is part of the key, so a changed setting counts).
-    _, problems = service_check(name=name, job_template=job_template, image=image, retries=retries, level=level)
+    # answer per input (the cap, the placement and the allowed tolerations are part
+    # of the key, so a changed setting counts).
+    _, problems = service_check(
+        name=name, job_template=job_template, image=image, retries=retries, level=level, placement=placement
+    )
     return tuple(problems)
 
 
@@ -385,6 +531,7 @@ def service_dry_run(*, service: Service, namespace: str) -> list[Problem]:
             events_url=settings.K8X_EVENTS_URL,
             run_token=secrets.token_hex(8),
             ttl_seconds_after_finished=None,
+            defaults=project_run_defaults(project=service.project if service.project_id else None),
         )
     except jobspec.JobSpecInvalid as exc:
         return [Problem("", "structure", str(exc))]

@@ -125,6 +125,9 @@ def test_changes_in_the_admin_site_are_audited(admin_client_: Client) -> None:
         "pod_security_level": "restricted",
         "quota": "{}",
         "limits": "{}",
+        "default_resources": "{}",
+        "node_selector": "{}",
+        "tolerations": "[]",
         "retention_runs_days": "9",
     }
     assert admin_client_.post(url, form).status_code == 302
@@ -145,3 +148,38 @@ def test_changes_in_the_admin_site_are_audited(admin_client_: Client) -> None:
     for entry in entries:
         assert PLAIN not in json.dumps(entry.changes)
         assert secret.ciphertext not in json.dumps(entry.changes)
+
+
+def test_only_a_superuser_sets_a_projects_placement_and_it_is_audited(admin_client_: Client) -> None:
+    project = Project.objects.create(slug="placed")
+    url = f"/admin/k8x_core/project/{project.pk}/change/"
+    form = {
+        "slug": "placed",
+        "name": "placed",
+        "namespace": project.namespace,
+        "pod_security_level": "restricted",
+        "quota": "{}",
+        "limits": "{}",
+        "default_resources": "{}",
+        "node_selector": '{"k8x.io/pool": "batch"}',
+        "tolerations": '[{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}]',
+    }
+    bad = admin_client_.post(url, {**form, "tolerations": '[{"key": "pool", "operator": "Sometimes"}]'})
+    assert bad.status_code == 200 and "tolerations[0].operator" in bad.content.decode()
+    bad = admin_client_.post(url, {**form, "node_selector": '{"bad key!": "x"}'})
+    assert bad.status_code == 200 and "node_selector.bad key!" in bad.content.decode()
+    assert admin_client_.post(url, form).status_code == 302
+    project.refresh_from_db()
+    assert project.node_selector == {"k8x.io/pool": "batch"}
+    assert project.tolerations == [{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}]
+    entry = AuditEntry.objects.get(project=project, kind="project")
+    assert entry.actor_name == "root"
+    assert entry.changes["node_selector"] == {"old": {}, "new": {"k8x.io/pool": "batch"}}
+
+    staff = User.objects.create_user(username="staff2", password="pw-staff-2", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["change_project", "view_project"]))
+    client = Client()
+    client.force_login(staff)
+    assert client.post(url, {**form, "node_selector": '{"k8x.io/pool": "other"}'}).status_code == 302
+    project.refresh_from_db()
+    assert project.node_selector == {"k8x.io/pool": "batch"}

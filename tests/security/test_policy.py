@@ -22,6 +22,7 @@ from kubernetes import client
 from k8x_core import kube
 from k8x_core.models import Project, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import launch, validation
+from k8x_core.runs.defaults import project_placement
 from k8x_core.runs.logs import run_log_text
 from k8x_core.runs.namespaces import LIMITS_NAME, QUOTA_NAME, project_namespace_ensure
 from k8x_core.runs.security import project_uid
@@ -160,6 +161,19 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
         job_with(securityContext={"runAsNonRoot": False}),
         f"{POD}.securityContext.runAsNonRoot",
         "run-as-root",
+    ),
+    ("schedulerName", job_with(schedulerName="my-scheduler"), f"{POD}.schedulerName", "scheduler-name"),
+    (
+        "imagePullSecrets",
+        job_with(imagePullSecrets=[{"name": "someone-elses-login"}]),
+        f"{POD}.imagePullSecrets[0]",
+        "pull-secret",
+    ),
+    (
+        "toleration",
+        job_with(tolerations=[{"key": "gpu", "operator": "Exists"}]),
+        f"{POD}.tolerations[0]",
+        "toleration",
     ),
     ("parallelism", {**BASE, "spec": {**BASE["spec"], "parallelism": 3}}, "spec.parallelism", "single-pod"),
     ("completions", {**BASE, "spec": {**BASE["spec"], "completions": 2}}, "spec.completions", "single-pod"),
@@ -433,3 +447,29 @@ def test_no_pod_with_host_access_exists_in_any_project_namespace(kube_api: Any) 
             if host:
                 offenders.append(f"{name}/{pod['metadata']['name']}: {host}")
     assert offenders == []
+
+
+def test_a_template_that_leaves_the_projects_nodes_is_refused_everywhere(
+    project: Project, admin_client: Client, git_server: GitServer, tmp_path: Path
+) -> None:
+    """Placement is the project's (set by a platform superuser): a template may narrow it, never leave it."""
+    Project.objects.filter(pk=project.pk).update(node_selector={"k8x.io/pool": "batch"})
+    project.refresh_from_db()
+    elsewhere = yaml.safe_dump(job_with(nodeSelector={"k8x.io/pool": "gpu"}))
+    expected = {(f"{POD}.nodeSelector.k8x.io/pool", "placement")}
+    for entry in ENTRY_POINTS:
+        found = errors_via(
+            entry,
+            deployment=elsewhere,
+            project=project,
+            client=admin_client,
+            git_server=git_server,
+            tmp_path=tmp_path / entry,
+        )
+        assert found == expected, (entry, found)
+    assert not Service.objects.filter(project=project).exists()
+    narrower = yaml.safe_dump(job_with(nodeSelector={"k8x.io/pool": "batch", "zone": "a"}))
+    _, problems = validation.template_check(
+        text=narrower, service_name=SERVICE, level="restricted", placement=project_placement(project=project)
+    )
+    assert problems == []

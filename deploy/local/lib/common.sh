@@ -27,6 +27,8 @@ SERVICE_CIDR=10.96.0.0/24
 KUBERNETES_SVC_IP=10.96.0.1
 NODE_NAME=k8x-node
 REGISTRY=localhost:5000
+# The same registry storage behind a login (htpasswd), for image pull secret tests.
+REGISTRY_AUTH=localhost:5001
 PAUSE_IMAGE="$REGISTRY/k8x/pause:3.10"
 BUSYBOX_IMAGE="$REGISTRY/k8x/busybox:1"
 PYTHON_IMAGE="$REGISTRY/k8x/python:3"
@@ -37,10 +39,12 @@ APISERVER_PORT=6443
 ETCD_CLIENT_PORT=23790
 ETCD_PEER_PORT=23800
 REGISTRY_PORT=5000
+REGISTRY_AUTH_PORT=5001
 
 CONTAINERD_ROOT="$CLUSTER_DIR/containerd/root"
 CONTAINERD_STATE="$CLUSTER_DIR/containerd/state"
 CONTAINERD_SOCK="$CLUSTER_DIR/containerd/containerd.sock"
+CONTAINERD_CERTS_DIR="$CLUSTER_DIR/containerd/certs.d"
 
 export PATH="$K8S_BIN:/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
 

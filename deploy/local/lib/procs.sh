@@ -11,6 +11,21 @@ write_file() {  # write_file <path> < content: replaces the file only if the con
   if cmp -s "$tmp" "$path"; then rm -f "$tmp"; else chmod 644 "$tmp"; mv -f "$tmp" "$path"; fi
 }
 
+containerd_plain_http_host() {  # containerd_plain_http_host <name:port> <port>: containerd pulls <name:port>
+  # images from 127.0.0.1:<port> over plain HTTP (a loopback-only local registry). containerd reads
+  # certs.d at every pull: a running containerd needs no restart.
+  local name=$1 port=$2
+  mkdir -p "$CONTAINERD_CERTS_DIR/$name"
+  write_file "$CONTAINERD_CERTS_DIR/$name/hosts.toml" <<EOF
+# The local registry speaks plain HTTP on loopback only.
+server = "http://127.0.0.1:$port"
+
+[host."http://127.0.0.1:$port"]
+  capabilities = ["pull", "resolve", "push"]
+  skip_verify = true
+EOF
+}
+
 pid_of() {  # pid_of <name>: prints the pid if that component is running
   local f="$RUN_DIR/$1.pid" pid
   [[ -s $f ]] || return 1

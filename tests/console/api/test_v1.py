@@ -113,6 +113,7 @@ def endpoints(world: World) -> list[tuple[str, str, Any, Role, int, str]]:
     p = "/api/v1/projects/{slug}"
     return [
         ("GET", V1, None, Role.USER, 200, p),
+        ("PATCH", V1, {"default_timeout": 600}, Role.OWNER, 200, p),
         ("GET", f"{V1}/services", None, Role.USER, 200, f"{p}/services"),
         # Valid for the form's role check, refused by the form (no image): 400 at "image".
         ("POST", f"{V1}/services", {"name": "new-svc"}, Role.ADMIN, 400, f"{p}/services"),

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('k8x_core', '0010_unmatched_sample'),
+        ('k8x_core', '0011_project_run_defaults'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
