@@ -20,7 +20,9 @@ import psycopg
 import pytest
 import redis
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+
+from tests.kafka_support import topic_create
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "deploy" / "services"
@@ -69,7 +71,8 @@ def groups(admin: AdminClient) -> Iterator[list[str]]:
 def topic(admin: AdminClient) -> Iterator[str]:
     """A fresh 3-partition topic, deleted afterwards."""
     name = f"k8x.test.services.{uuid.uuid4().hex[:12]}"
-    admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])[name].result(timeout=30)
+    # Created and waited for until its metadata shows all partitions (a loaded broker lags).
+    topic_create(name, partitions=3)
     yield name
     admin.delete_topics([name])[name].result(timeout=30)
 

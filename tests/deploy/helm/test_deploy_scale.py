@@ -214,8 +214,18 @@ def _pods(rel: Release, component: str) -> dict[str, str]:
 
 
 def _metric(ip: str, name: str, labels: str = "") -> float:
-    """Sum of a metric's samples on a pod's health port (9100), reached over the bridge."""
-    text = requests.get(f"http://{ip}:9100/metrics", timeout=5).text
+    """Sum of a metric's samples on a pod's health port (9100), reached over the bridge.
+    A pod is Running before its process listens (a replacement pod on a loaded node):
+    a refused connection is tried again for up to 60 s."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            text = requests.get(f"http://{ip}:9100/metrics", timeout=5).text
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name) and labels in line and not line.startswith("#"):
