@@ -51,9 +51,17 @@ start_bg() {  # start_bg <name> <binary> [args...]
   printf '\n===== %s start %s =====\n' "$name" "$(date -u +%FT%TZ)" >> "$LOG_DIR/$name.log"
   # fd 9 is the cluster lock: daemons must not keep it open.
   setsid nohup "$bin" "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 9>&- &
-  echo $! > "$RUN_DIR/$name.pid"
+  local pid=$! i
+  echo "$pid" > "$RUN_DIR/$name.pid"
   basename "$bin" > "$RUN_DIR/$name.bin"
-  log "started $name (pid $!, log $LOG_DIR/$name.log)"
+  # Until the forked shell has exec'd (setsid, nohup, then the binary) its command line is
+  # this script's, and is_running would call a starting component dead: wait for the exec.
+  for ((i = 0; i < 200; i++)); do
+    is_running "$name" && break
+    alive "$pid" || break  # it died: the caller's checks report it, with its log
+    sleep 0.05
+  done
+  log "started $name (pid $pid, log $LOG_DIR/$name.log)"
 }
 
 ensure_port_free() {  # ensure_port_free <name> <addr:port>: unless <name> runs, nothing may listen there
