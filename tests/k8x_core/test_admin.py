@@ -89,19 +89,27 @@ def test_notification_rule_secret_and_url_path_hidden(admin_client_: Client) -> 
         assert "tok3n" not in body and "https://hooks.test/…" in body
 
 
-def test_only_a_superuser_sets_a_projects_retention(admin_client_: Client) -> None:
-    project = Project.objects.create(slug="kept")
-    url = f"/admin/k8x_core/project/{project.pk}/change/"
-    form = {
-        "slug": "kept",
-        "name": "kept",
+def _project_form(project: Project, **fields: str) -> dict[str, str]:
+    """The project admin's change form as it shows a new project, with ``fields`` changed."""
+    return {
+        "slug": project.slug,
+        "name": project.slug,
         "namespace": project.namespace,
-        # The project's security fields (superuser-only too), as the change form shows them.
+        # The project's security and placement fields (superuser-only too).
         "pod_security_level": "restricted",
         "quota": "{}",
         "limits": "{}",
-        "retention_runs_days": "3",
+        "default_resources": "{}",
+        "node_selector": "{}",
+        "tolerations": "[]",
+        **fields,
     }
+
+
+def test_only_a_superuser_sets_a_projects_retention(admin_client_: Client) -> None:
+    project = Project.objects.create(slug="kept")
+    url = f"/admin/k8x_core/project/{project.pk}/change/"
+    form = _project_form(project, retention_runs_days="3")
     assert admin_client_.post(url, form).status_code == 302
     project.refresh_from_db()
     assert project.retention_runs_days == 3
@@ -118,18 +126,7 @@ def test_only_a_superuser_sets_a_projects_retention(admin_client_: Client) -> No
 def test_changes_in_the_admin_site_are_audited(admin_client_: Client) -> None:
     project = Project.objects.create(slug="watched")
     url = f"/admin/k8x_core/project/{project.pk}/change/"
-    form = {
-        "slug": "watched",
-        "name": "watched",
-        "namespace": project.namespace,
-        "pod_security_level": "restricted",
-        "quota": "{}",
-        "limits": "{}",
-        "default_resources": "{}",
-        "node_selector": "{}",
-        "tolerations": "[]",
-        "retention_runs_days": "9",
-    }
+    form = _project_form(project, retention_runs_days="9")
     assert admin_client_.post(url, form).status_code == 302
     response = admin_client_.post(
         "/admin/k8x_core/secret/add/", {"scope": "project", "project": project.pk, "key": "TOKEN", "value": PLAIN}
@@ -153,17 +150,11 @@ def test_changes_in_the_admin_site_are_audited(admin_client_: Client) -> None:
 def test_only_a_superuser_sets_a_projects_placement_and_it_is_audited(admin_client_: Client) -> None:
     project = Project.objects.create(slug="placed")
     url = f"/admin/k8x_core/project/{project.pk}/change/"
-    form = {
-        "slug": "placed",
-        "name": "placed",
-        "namespace": project.namespace,
-        "pod_security_level": "restricted",
-        "quota": "{}",
-        "limits": "{}",
-        "default_resources": "{}",
-        "node_selector": '{"k8x.io/pool": "batch"}',
-        "tolerations": '[{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}]',
-    }
+    form = _project_form(
+        project,
+        node_selector='{"k8x.io/pool": "batch"}',
+        tolerations='[{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}]',
+    )
     bad = admin_client_.post(url, {**form, "tolerations": '[{"key": "pool", "operator": "Sometimes"}]'})
     assert bad.status_code == 200 and "tolerations[0].operator" in bad.content.decode()
     bad = admin_client_.post(url, {**form, "node_selector": '{"bad key!": "x"}'})

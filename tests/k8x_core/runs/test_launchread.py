@@ -25,7 +25,15 @@ TEMPLATE = "spec:\n  template:\n    spec:\n      containers:\n      - name: a\n 
 
 @pytest.fixture
 def service() -> Service:
-    project = Project.objects.create(slug="acme", quota={"pods": "3"}, limits={"cpu": {"max": "1"}})
+    project = Project.objects.create(
+        slug="acme",
+        quota={"pods": "3"},
+        limits={"cpu": {"max": "1"}},
+        default_resources={"limits": {"memory": "64Mi"}},
+        default_timeout=90,
+        node_selector={"k8x.io/pool": "batch"},
+        tolerations=[{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}],
+    )
     Project.objects.create(slug="other")
     return Service.objects.create(
         project=project,
@@ -94,7 +102,19 @@ def test_run_read_matches_the_orm(service: Service) -> None:
     _same_fields(
         record.service.project,
         orm.service.project,
-        ["id", "pk", "slug", "namespace", "pod_security_level", "quota", "limits"],
+        [
+            "id",
+            "pk",
+            "slug",
+            "namespace",
+            "pod_security_level",
+            "quota",
+            "limits",
+            "default_resources",
+            "default_timeout",
+            "node_selector",
+            "tolerations",
+        ],
     )
     assert record.event is not None and orm.event is not None
     _same_fields(record.event, orm.event, ["id", "ce_id", "type", "source", "subject", "time", "payload"])
