@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+import orjson
 from cloudevents.core.v1.event import CloudEvent as SdkCloudEvent
 from django.conf import settings
 
@@ -108,7 +109,7 @@ def ce_json_parse(body: bytes | str, *, what: str = "body", field: str = "body")
     bounded (K8X_MAX_JSON_DEPTH), so code that walks the value recursively
     later (serialising, matching) cannot run out of stack."""
     try:
-        value = json.loads(body)
+        value = _json_loads(body)
     except UnicodeDecodeError as exc:
         raise CloudEventInvalid(f"{what} is not valid UTF-8 (byte {exc.start}: {exc.reason})", field=field) from None
     except RecursionError:
@@ -121,6 +122,26 @@ def ce_json_parse(body: bytes | str, *, what: str = "body", field: str = "body")
     if _opening_brackets(body) > limit and _json_deeper_than(value, limit):
         raise CloudEventInvalid(f"{what} is JSON nested deeper than {limit} levels", field=field)
     return value
+
+
+# orjson reads an integer beyond 64 bits as a float (a silent change of value);
+# a run of 19 or more digits anywhere may be one, so json reads that text.
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_STR = re.compile(r"[0-9]{19}")
+
+
+def _json_loads(body: bytes | str) -> Any:
+    """``json.loads``, ~6x faster for what nearly every event is. orjson accepts
+    a subset of what json does (no NaN, no BOM, UTF-8 only, no lone
+    surrogates): whatever it refuses, json reads, so the same texts are
+    accepted with the same values and json's own error messages."""
+    digits = _LONG_DIGITS_BYTES if type(body) is bytes else _LONG_DIGITS_STR
+    if digits.search(body) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
 
 
 def _opening_brackets(text: bytes | str) -> int:

@@ -211,8 +211,47 @@ def _json_to_cel(value: Any) -> Any:
     return celpy.json_to_cel(value)
 
 
-def cel_event(event: dict[str, Any]) -> Any:
-    return _json_to_cel(event)
+def cel_event(event: dict[str, Any], *, fields: frozenset[str] | None = None) -> Any:
+    """The event as the CEL variable ``event``: all of it, or only ``fields``
+    (its top-level keys an expression reads, ``cel_event_fields``). Converting
+    is most of a simple filter's cost, and most filters read ``data`` only."""
+    if fields is None:
+        return _json_to_cel(event)
+    return _json_to_cel({k: event[k] for k in fields if k in event})
+
+
+def _is_event_ident(node: Any) -> bool:
+    """``member -> primary -> ident 'event'``: the bare variable."""
+    for kind in ("member", "primary", "ident"):
+        if not isinstance(node, lark.Tree) or node.data != kind or len(node.children) != 1:
+            return False
+        node = node.children[0]
+    return isinstance(node, lark.Token) and str(node) == "event"
+
+
+def cel_event_fields(expression: str) -> frozenset[str] | None:
+    """The top-level event fields an expression reads, when it reads the event
+    only as ``event.<name>...``; None when it may read more (``size(event)``,
+    ``event["x"]``, ``"x" in event``, a macro variable named ``event``, or a
+    field named ``event`` anywhere): then the whole event is converted. The
+    evaluation sees the same values for every name it reads either way."""
+    if not expression.strip():
+        return None
+    try:
+        tree = _cel_env_interpreted.compile(expression)
+    except Exception:
+        return None
+    fields: set[str] = set()
+    reads = 0
+    for node in tree.iter_subtrees():
+        if node.data == "member_dot" and len(node.children) == 2 and _is_event_ident(node.children[0]):
+            name = node.children[1]
+            if isinstance(name, lark.Token):
+                fields.add(str(name))
+                reads += 1
+    # Every token spelled ``event`` must be one of those reads.
+    mentions = sum(1 for token in tree.scan_values(lambda v: isinstance(v, lark.Token)) if str(token) == "event")
+    return frozenset(fields) if mentions == reads else None
 
 
 # The module globals celpy's transpiled code runs in (``base_activation`` and

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from k8x_core.hub.cel import CelOverBudget, cel_event, cel_true, cel_validate
+from k8x_core.hub.cel import CelOverBudget, cel_event, cel_event_fields, cel_true, cel_validate
 from k8x_core.models import Project, Service, Trigger
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,19 @@ class CompiledTrigger:
     event_type: str
     source_glob: str
     cel: celpy.Runner | None
+    # The event fields ``cel`` reads (None: the whole event).
+    cel_fields: frozenset[str] | None = None
+
+
+def _fields_needed(candidates: list[CompiledTrigger]) -> frozenset[str] | None:
+    """What the candidates' CEL filters read together (None: the whole event)."""
+    needed: set[str] = set()
+    for trig in candidates:
+        if trig.cel is not None:
+            if trig.cel_fields is None:
+                return None
+            needed |= trig.cel_fields
+    return frozenset(needed)
 
 
 @dataclass
@@ -103,21 +116,25 @@ class TriggerIndex:
     projects: dict[str, int] = field(default_factory=dict)
     services: dict[tuple[int, str], int] = field(default_factory=dict)
     stamp: tuple[Any, ...] = ()
-    _by_type: dict[str, list[CompiledTrigger]] = field(default_factory=dict)
+    # event type -> (candidate triggers, the event fields their CEL filters read)
+    _by_type: dict[str, tuple[list[CompiledTrigger], frozenset[str] | None]] = field(default_factory=dict)
 
-    def candidates(self, event_type: str) -> list[CompiledTrigger]:
+    def _for_type(self, event_type: str) -> tuple[list[CompiledTrigger], frozenset[str] | None]:
         found = self._by_type.get(event_type)
         if found is None:
-            found = list(self.exact.get(event_type, ()))
-            found.extend(t for t in self.globbed if fnmatchcase(event_type, t.event_type))
+            candidates = list(self.exact.get(event_type, ()))
+            candidates.extend(t for t in self.globbed if fnmatchcase(event_type, t.event_type))
             if len(self._by_type) >= _TYPE_CACHE_MAX:
                 self._by_type.clear()
-            self._by_type[event_type] = found
+            found = self._by_type[event_type] = (candidates, _fields_needed(candidates))
         return found
+
+    def candidates(self, event_type: str) -> list[CompiledTrigger]:
+        return self._for_type(event_type)[0]
 
     def match(self, *, event: dict[str, Any], project_id: int | None = None) -> list[int]:
         """Service ids this event triggers, in trigger order, each once."""
-        candidates = self.candidates(str(event.get("type", "")))
+        candidates, cel_fields = self._for_type(str(event.get("type", "")))
         if not candidates:
             return []
         source = str(event.get("source", ""))
@@ -133,7 +150,7 @@ class TriggerIndex:
             if trig.cel is not None:
                 if activation is None:
                     try:
-                        activation = cel_event(event)
+                        activation = cel_event(event, fields=cel_fields)
                     except (RecursionError, ValueError, TypeError):
                         # An event CEL cannot represent matches no CEL filter.
                         activation = False
@@ -199,7 +216,8 @@ def trigger_index_load() -> TriggerIndex:
                 # Saved past validation (e.g. a raw SQL write): it can never match.
                 logger.error("trigger %s: %s; the trigger is ignored", tid, exc)
                 continue
-        trig = CompiledTrigger(tid, service_id, project_id, event_type, source_glob, program)
+        fields = cel_event_fields(cel_expression) if program is not None else None
+        trig = CompiledTrigger(tid, service_id, project_id, event_type, source_glob, program, fields)
         if is_glob(event_type):
             index.globbed.append(trig)
         else:

@@ -16,6 +16,7 @@ from k8x_core.events.ce import (
     ce_correlation_id,
     ce_from_http,
     ce_from_kafka,
+    ce_json_parse,
     ce_new,
     ce_scope,
     ce_to_kafka,
@@ -184,3 +185,47 @@ def test_scope_strips_reserved_extensions_and_sets_project_and_correlation():
     fresh = ce_scope(VALID, project_slug=None)
     assert len(ce_correlation_id(fresh)) == 32
     assert ce_scope(VALID, project_slug=None, correlation_id="run-c")["correlationid"] == "run-c"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"amount":12,"customer":"c1","items":[{"sku":"A1"}],"ok":true,"none":null,"f":-1.5e3}',
+        # Past 64 bits: exact integers, as json reads them (orjson would give floats).
+        b'{"id":123456789012345678901234567890,"neg":-9223372036854775809,"max":18446744073709551616}',
+        b'{"f":0.12345678901234567890123}',
+        # What only json accepts: NaN and infinities, a byte order mark, UTF-16, lone surrogates.
+        b'{"x":NaN,"y":-Infinity,"z":1e400}',
+        b'\xef\xbb\xbf{"bom":1}',
+        '{"utf16":"é"}'.encode("utf-16"),
+        b'{"s":"\\ud800"}',
+        '{"str":"é"}',
+        b'{"a":1,"a":2}',
+    ],
+)
+def test_json_data_is_read_as_json_reads_it(text: bytes | str) -> None:
+    parsed = ce_json_parse(text)
+    expected = json.loads(text)
+    assert json.dumps(parsed, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert [type(v) for v in parsed.values()] == [type(v) for v in expected.values()]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (b'{"a":', "is not valid JSON"),
+        (b"\xff\xfe\xfa", "not valid UTF-8"),
+        (b"[" * 5000 + b"]" * 5000, "nested"),
+        (b"", "is not valid JSON"),
+    ],
+)
+def test_json_errors_keep_their_messages(text: bytes, words: str) -> None:
+    with pytest.raises(CloudEventInvalid, match=words):
+        ce_json_parse(text)
+
+
+def test_a_big_integer_in_kafka_data_stays_exact() -> None:
+    headers = [("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_source", b"/s"), ("ce_type", b"t")]
+    headers.append(("content-type", b"application/json"))
+    event = ce_from_kafka(headers, b'{"order":98765432109876543210987}')
+    assert event["data"] == {"order": 98765432109876543210987}

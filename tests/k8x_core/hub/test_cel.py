@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from k8x_core.hub.cel import CelOverBudget, cel_compile, cel_event, cel_true, cel_validate
+from k8x_core.hub.cel import CelOverBudget, cel_compile, cel_event, cel_event_fields, cel_true, cel_validate
 from k8x_core.hub.loop import hub_process_batch
 from k8x_core.hub.matching import trigger_index_load
 from k8x_core.metrics import HUB_CEL_OVER_BUDGET
@@ -78,3 +78,60 @@ def test_a_bomb_written_to_the_database_holds_the_hub_only_for_its_budget(
     runs = Run.objects.filter(event__ce_id__in=[e["id"] for e in events])
     assert sorted(set(runs.values_list("service__name", flat=True))) == ["fine"]
     assert Event.objects.filter(ce_id__in=[e["id"] for e in events], outcome="matched").count() == 5
+
+
+@pytest.mark.parametrize(
+    ("expression", "fields"),
+    [
+        ("event.data.amount >= 900", {"data"}),
+        ("has(event.subject) && event.data.x == 1", {"subject", "data"}),
+        ('event.type.startsWith("a") || event.source == "x"', {"type", "source"}),
+        ('event.data.items.exists(i, i.sku == "A1")', {"data"}),
+        ('"event" in event.data', {"data"}),
+        # Anything that may read more than named fields converts the whole event.
+        ('event["data"].a == 1', None),
+        ("size(event) > 1", None),
+        ('"subject" in event', None),
+        ("[1].exists(event, event > 0)", None),
+        ("event.data.exists(event, event == 1)", None),
+        (".event.data == 1", None),
+        ("event.data.event == 1", None),
+        ("event == {}", None),
+    ],
+)
+def test_fields_an_expression_reads(expression: str, fields: set[str] | None) -> None:
+    assert cel_event_fields(expression) == (None if fields is None else frozenset(fields))
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "event.data.amount >= 900",
+        "has(event.subject)",
+        "has(event.data.missing)",
+        "event.data.missing == 1",
+        'event.type.startsWith("com.") && event.data.tags.exists(t, t == "b")',
+        "size(event) == 9",
+        '"subject" in event',
+        "event.correlationid == 'abc' && event.data.amount > 100",
+    ],
+)
+def test_a_partial_event_evaluates_as_the_whole_event(expression: str) -> None:
+    """Only the fields an expression reads are converted; the verdict is the same."""
+    program = cel_validate(expression)
+    assert program is not None
+    for amount in (50, 950):
+        doc = {
+            "specversion": "1.0",
+            "id": "1",
+            "source": "/s",
+            "type": "com.acme.order",
+            "subject": "s-1",
+            "correlationid": "abc",
+            "time": "2026-01-01T00:00:00Z",
+            "datacontenttype": "application/json",
+            "data": {"amount": amount, "tags": ["a", "b"]},
+        }
+        whole = cel_true(program=program, activation_event=cel_event(doc))
+        partial = cel_true(program=program, activation_event=cel_event(doc, fields=cel_event_fields(expression)))
+        assert partial is whole

@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from django.db import connection
 
+from k8x_core.events.ce import ce_to_kafka
 from k8x_core.hub.loop import Hub
 from k8x_core.kafka.consumer import DeadLetterProducer, HubConsumer
 from k8x_core.models import Event, EventOutcome, Run, Trigger
@@ -128,6 +129,26 @@ def test_poison_messages_go_to_the_dlq_and_the_hub_keeps_consuming(
     assert (dead[0].key(), dead[0].value()) == (b"k1", b"plain garbage")
     assert rejected[0].reason == headers[0]["k8x_dlq_reason"].decode()
     assert committed(group, topic) == [4]
+
+
+def test_a_header_without_a_value_is_read_as_empty(
+    make_service: Any, make_topic: Callable[..., str], group: str, queue_name: str
+) -> None:
+    """The consumer keeps confluent-kafka's header list as it is, except when a
+    header has no value: that one reads as empty and the event still runs."""
+    make_service("orders", triggers=[{"event_type": "com.acme.order.created"}])
+    topic, dlq = make_topic(), make_topic()
+    ev = event(data={"n": 1})
+    key, headers, value = ce_to_kafka(ev)
+    produce(topic, [(key, [*headers, ("x-trace", None)], value)])
+    hub = make_hub(topic, group, dlq)
+    try:
+        run_until(hub, lambda: Event.objects.count() == 1)
+    finally:
+        hub.close()
+    recorded = Event.objects.get()
+    assert (recorded.outcome, recorded.ce_id, recorded.payload["data"]) == (EventOutcome.MATCHED, ev["id"], {"n": 1})
+    assert Run.objects.filter(event=recorded).count() == 1
 
 
 def test_redelivery_after_an_uncommitted_batch_gives_no_second_run(
