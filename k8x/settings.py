@@ -43,7 +43,7 @@ KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:
 K8X_EVENTS_TOPIC = env.str("K8X_EVENTS_TOPIC", default="k8x.events")
 K8X_DLQ_TOPIC = env.str("K8X_DLQ_TOPIC", default="k8x.events.dlq")
 K8X_HUB_GROUP = env.str("K8X_HUB_GROUP", default="k8x-hub")
-K8X_HUB_BATCH_SIZE = env.int("K8X_HUB_BATCH_SIZE", default=2000)
+K8X_HUB_BATCH_SIZE = env.int("K8X_HUB_BATCH_SIZE", default=1000)
 K8X_HUB_UNMATCHED_SAMPLE = env.int("K8X_HUB_UNMATCHED_SAMPLE", default=20)
 K8X_HUB_UNMATCHED_SAMPLE_SECONDS = env.float("K8X_HUB_UNMATCHED_SAMPLE_SECONDS", default=10.0)
 # Limits on a trigger's CEL expression (checked at save and when the hub loads it)

@@ -124,9 +124,11 @@ class HubConsumer:
             "fetch.message.max.bytes": 16 * 1024 * 1024,
             # librdkafka prefetches up to 100,000 messages / 64 MB by default: on a
             # backlog that alone took the hub past 150 MB RSS. The cap is on memory
-            # only (8 MB, tens of thousands of typical events): a cap of 10,000
-            # messages as well left the hub waiting on fetches ~30 % of the time.
-            "queued.max.messages.kbytes": 8 * 1024,
+            # only (4 MB, about ten batches of typical events): a cap of 10,000
+            # messages as well left the hub waiting on fetches ~30 % of the time;
+            # 8 MB kept its peak RSS ~3 MB higher for no more events/s, and 2 MB
+            # made it wait on fetches again (bench/bench_hub.py).
+            "queued.max.messages.kbytes": 4 * 1024,
         }
         config.update(extra or {})
         self.topics = list(topics)
