@@ -47,7 +47,7 @@ from k8x_core.events.tokens import run_token_issue
 from k8x_core.metrics import LAUNCH_LATENCY
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import jobspec, validation
-from k8x_core.runs.configs import SecretUndecryptable, registry_logins_resolve, secrets_resolve, secrets_reveal
+from k8x_core.runs.configs import SecretUndecryptable, registry_logins_reveal, secrets_resolve, secrets_reveal
 from k8x_core.runs.defaults import project_run_defaults
 from k8x_core.runs.launchread import LaunchRun, LaunchService, launch_run_read, launch_scope_read
 from k8x_core.runs.live import live_publish_status
@@ -305,12 +305,12 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         _fail(run, reason="PolicyViolation", message="; ".join(str(p) for p in problems))
         return LaunchResult.FAILED
 
-    # One query for configs and secrets serves the Job's environment, its
-    # references and the sync.
-    configs, secret_entries = launch_scope_read(project_id=project.id, service_id=service.id)
+    # One query for configs, secrets and registry logins serves the Job's
+    # environment, its references and the syncs.
+    configs, secret_entries, registry_entries = launch_scope_read(project_id=project.id, service_id=service.id)
     try:
         secret_values = secrets_reveal(secret_entries)
-        logins = registry_logins_resolve(project_id=project.pk)
+        logins = registry_logins_reveal(registry_entries)
     except SecretUndecryptable as exc:
         # Final, not retried: no launch attempt can decrypt it (the queue moves on).
         _fail(run, reason="SecretUndecryptable", message=str(exc))
