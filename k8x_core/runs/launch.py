@@ -19,10 +19,10 @@ Secrets reach the container only by reference: the service's merged secrets
 are kept in one Kubernetes Secret per service (``k8x-svc-<service>``), and the
 run token in the run's own Secret (``k8x-run-<hex>``; the watcher makes the Job
 its owner when it first sees the Job, so it is collected with it, and the
-launch itself costs two API writes, sent at the same time: the Secret and the
-Job, see ``_create_job``). A project's registry logins are its image pull
-secret ``k8x-registry`` (k8x_core.runs.registry), and its run defaults and
-placement go into every Job (k8x_core.runs.defaults).
+launch itself costs two API writes: the Secret and the Job, see
+``_create_job``). A project's registry logins are its image pull secret
+``k8x-registry`` (k8x_core.runs.registry), and its run defaults and placement
+go into every Job (k8x_core.runs.defaults).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import signal
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any
 
@@ -224,24 +224,30 @@ def _run_secret_create(namespace: str, run_id: uuid.UUID, data: dict[str, str], 
 
 
 def _create_job(run: LaunchRun, build: jobspec.JobBuild, namespace: str) -> tuple[LaunchResult, dict[str, Any] | None]:
-    """Create the run Secret and the Job (or adopt an existing Job), at the same time.
+    """Create the run Secret and the Job (or adopt an existing Job).
 
-    The two API writes go out together rather than one after the other: the pod
-    that needs the Secret comes only after the Job controller has created it and
-    the scheduler placed it (well over 100 ms), while the Secret lands in a few
-    ms, so the Secret is there when the kubelet asks for it and a launch costs
-    one API round trip instead of two. Returns only once both answered. A
-    worker that dies in between may leave a Job without its Secret (or the
-    reverse): the run is still ``queued``, and its next launch (the reconciler,
-    or the watcher as soon as the pod waits for the Secret) adopts the Job and
-    creates the Secret, a 409 on either being expected."""
+    The Secret goes first, so the kubelet never meets a pod whose Secret is not
+    there yet. With K8X_LAUNCH_SECRET_WITH_JOB the two API writes go out together
+    instead: the pod comes only after the Job controller created it and the
+    scheduler placed it, while the Secret lands in a few ms, so a launch costs
+    one API round trip instead of two; but on a loaded node the kubelet
+    sometimes cannot read the new Secret yet ("failed to sync secret cache") and
+    backs off ~10 s before it starts the container. Returns only once both
+    answered. A worker that dies in between may leave a Job without its Secret
+    (or the reverse): the run is still ``queued``, and its next launch (the
+    reconciler, or the watcher as soon as the pod waits for the Secret) adopts
+    the Job and creates the Secret, a 409 on either being expected."""
     name = run_job_name(run.pk)
     labels = {
         jobspec.LABEL_PROJECT: run.service.project.slug,
         jobspec.LABEL_SERVICE: run.service.name,
         jobspec.LABEL_RUN_ID: str(run.pk),
     }
-    secret = _secret_pool_get().submit(_run_secret_create, namespace, run.pk, build.run_secret_data, labels)
+    secret: Future[bool] = Future()
+    if settings.K8X_LAUNCH_SECRET_WITH_JOB:
+        secret = _secret_pool_get().submit(_run_secret_create, namespace, run.pk, build.run_secret_data, labels)
+    else:
+        secret.set_result(_run_secret_create(namespace, run.pk, build.run_secret_data, labels))
     job: dict[str, Any] | None = None
     invalid: kube.KubeInvalid | None = None
     try:

@@ -369,6 +369,24 @@ def test_watcher_completes_a_queued_run_whose_job_exists(
     assert done.job_name == run_job_name(run.pk)
 
 
+def test_secret_sent_with_the_job_reaches_the_container(
+    make_service: Callable[..., Service], watcher: Watcher, settings: Any, kube_api: Any
+) -> None:
+    """K8X_LAUNCH_SECRET_WITH_JOB: the run Secret and the Job go out together; the
+    token still reaches the container only through the Secret."""
+    settings.K8X_LAUNCH_SECRET_WITH_JOB = True
+    service = make_service("together", command=["sh", "-c", 'echo "token=${#K8X_RUN_TOKEN}"'])
+    run = _launch_and_wait(service)
+    assert run.status == RunStatus.SUCCEEDED, (run.reason, run.message)
+    ns = service.project.namespace
+    token = admin_secret_read(kube_api, ns, jobspec.run_secret_name(run.pk))["data"]["K8X_RUN_TOKEN"]
+    import base64
+
+    plain = base64.b64decode(token).decode()
+    assert f"token={len(plain)}" in run_log_text(run.pk)
+    assert plain not in json.dumps(kube.job_get(namespace=ns, name=run_job_name(run.pk)))
+
+
 def test_a_queued_runs_job_without_its_secret_is_launched_again_and_completes(
     make_service: Callable[..., Service], watcher: Watcher, start_worker: Callable[..., Any], settings: Any
 ) -> None:
