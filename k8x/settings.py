@@ -143,6 +143,11 @@ K8X_LAUNCH_CHUNK = env.int("K8X_LAUNCH_CHUNK", default=25)
 # A worker launches a chunk's runs on this many threads (k8x_core.process.pool):
 # a launch mostly waits on the API server and PostgreSQL.
 K8X_LAUNCH_THREADS = env.int("K8X_LAUNCH_THREADS", default=8)
+# Send the run Secret and the Job at the same time (one API round trip per launch
+# instead of two). Off by default: on a loaded node the kubelet then sometimes
+# meets the pod before it can read the new Secret ("failed to sync secret
+# cache") and backs off ~10 s before starting the container.
+K8X_LAUNCH_SECRET_WITH_JOB = env.bool("K8X_LAUNCH_SECRET_WITH_JOB", default=False)
 
 # Notifications (k8x_core.notify): the console address put into them, and how a
 # delivery is retried (attempt n+1 waits K8X_NOTIFY_BACKOFF_SECONDS * 2**(n-1)).

@@ -5,6 +5,11 @@ the health port (k8x_core.process.health) on K8X_HEALTH_PORT and counts its jobs
 gives each worker its own port through the environment: rqworker's options are
 django-rq's). Alive: the work loop came round (it wakes at least every
 ``DEQUEUE_SECONDS`` while idle); ready: its last Redis heartbeat went through.
+
+It also saves rq's per-job Redis round trips that carry nothing new (a launch
+at 20 events/s is one RQ job each): heartbeats at most every
+``HEARTBEAT_SECONDS``, the suspension check at most every
+``SUSPENSION_CHECK_SECONDS``, no rewrite of an unchanged state.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ class HealthWorker(SimpleWorker):
     DEQUEUE_SECONDS = 10
     # At most one standalone Redis heartbeat in this many seconds.
     HEARTBEAT_SECONDS = 5.0
+    # rq asks Redis whether workers are suspended (``rq suspend``) before every job:
+    # a round trip per launch. An operator's suspend is honoured within this many
+    # seconds instead (a burst worker still asks every time).
+    SUSPENSION_CHECK_SECONDS = 1.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -40,6 +49,8 @@ class HealthWorker(SimpleWorker):
         self.health_server: HealthServer | None = None
         self._redis_problem = "no heartbeat yet"
         self._redis_beat_at = float("-inf")
+        self._suspension_checked_at = float("-inf")
+        self._state_written: str | None = None
 
     @property
     def dequeue_timeout(self) -> int:
@@ -55,6 +66,27 @@ class HealthWorker(SimpleWorker):
             self.health_server = health_serve(health=self.health)
             gc_freeze_after_setup()
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        now = time.monotonic()
+        if not burst and now - self._suspension_checked_at < self.SUSPENSION_CHECK_SECONDS:
+            return
+        super().check_for_suspension(burst)
+        self._suspension_checked_at = time.monotonic()
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        # rq writes "idle" after every job and again before waiting for the next:
+        # a state already written costs no second round trip (writes inside a
+        # pipeline cost none of their own and always go).
+        if pipeline is None and state == getattr(self, "_state_written", None):
+            self._state = state
+            return
+        super().set_state(state, pipeline)
+        self._state_written = state
+
+    def register_birth(self) -> None:
+        super().register_birth()
+        self._state_written = None  # the worker's hash was written afresh
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         self.health.beat()

@@ -3,23 +3,33 @@
 A worker's chunk of launches spends most of its time waiting on the API server
 and PostgreSQL; launched one after another, a chunk of 25 takes 25 round trips
 of each. ``pool_map`` runs them on up to ``threads`` threads (the caller's
-share of ``K8X_LAUNCH_THREADS``). Each thread has a database connection of its
-own (Django's are per thread), closed when the thread ends, so a pool never
-leaves a connection behind; one call's work never outlives the call.
+share of ``K8X_LAUNCH_THREADS``).
+
+The threads belong to the process and outlive one call: each has a database
+connection of its own (Django's are per thread), and opening one costs ~30 ms
+and a few ms of CPU on both ends (a backend process, SCRAM authentication), which
+a burst of chunks paid on every thread of every chunk. A kept connection
+follows Django's rules at the start of each call (``close_old_connections``:
+replaced past CONN_MAX_AGE or when it broke); a thread left idle for
+``IDLE_SECONDS`` closes its connection and ends, so an idle worker holds none.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from django.db import connections
+from django.db import close_old_connections, connections
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+IDLE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,66 @@ class Outcome(Generic[R]):
 
     value: R | None = None
     error: BaseException | None = None
+
+
+class _Threads:
+    """The process's pool threads: a task goes to an idle thread, or to a new one."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        # (the task, then what to call once its thread is idle again)
+        self.tasks: queue.SimpleQueue[tuple[Callable[[], None], Callable[[], None]]] = queue.SimpleQueue()
+        self.idle = 0  # threads waiting for a task and not promised one
+        self.alive = 0
+        self.serial = itertools.count(1)
+
+    def submit(self, task: Callable[[], None], *, then: Callable[[], None]) -> None:
+        """Run ``task`` on a pool thread; ``then`` once that thread counts as idle
+        again (so a caller that waits for ``then`` finds it idle on its next call)."""
+        with self.lock:
+            if self.idle > 0:
+                self.idle -= 1  # promised: an idle thread takes it
+            else:
+                self.alive += 1
+                name = f"k8x-pool-{next(self.serial)}"
+                threading.Thread(target=self._run, name=name, daemon=True).start()
+            self.tasks.put((task, then))
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    task, then = self.tasks.get(timeout=IDLE_SECONDS)
+                except queue.Empty:
+                    with self.lock:
+                        if self.idle > 0 and self.tasks.empty():
+                            self.idle -= 1
+                            self.alive -= 1
+                            return
+                    continue  # a task was promised meanwhile
+                try:
+                    close_old_connections()
+                    task()
+                finally:
+                    with self.lock:
+                        self.idle += 1
+                    then()
+        finally:
+            connections.close_all()
+
+
+_threads: _Threads | None = None
+_threads_lock = threading.Lock()
+
+
+def _pool() -> _Threads:
+    global _threads
+    with _threads_lock:
+        if _threads is None or _threads.pid != os.getpid():
+            # A forked child does not inherit the parent's threads.
+            _threads = _Threads()
+        return _threads
 
 
 def pool_map(fn: Callable[[T], R], items: Sequence[T], *, threads: int) -> list[Outcome[R]]:
@@ -48,17 +118,15 @@ def pool_map(fn: Callable[[T], R], items: Sequence[T], *, threads: int) -> list[
     else:
         # next() on a shared count is atomic (the GIL), so each item goes to one thread.
         next_index = itertools.count()
+        finished = threading.Semaphore(0)
 
         def work() -> None:
-            try:
-                while (index := next(next_index)) < len(items):
-                    one(index)
-            finally:
-                connections.close_all()
+            while (index := next(next_index)) < len(items):
+                one(index)
 
-        workers = [threading.Thread(target=work, name=f"k8x-pool-{n}", daemon=True) for n in range(count)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        pool = _pool()
+        for _ in range(count):
+            pool.submit(work, then=finished.release)
+        for _ in range(count):
+            finished.acquire()
     return [o if o is not None else Outcome(error=RuntimeError("not run")) for o in outcomes]

@@ -270,16 +270,35 @@ def registry_login_set(
     return secret
 
 
-def registry_logins_resolve(*, project_id: int) -> list[RegistryLogin]:
-    """The project's registry logins, decrypted (for its image pull secret only), by server.
+class RegistryRow(SecretRow, Protocol):
+    """A registry login entry: a ``Secret`` row or a launch read's record."""
 
-    Raises SecretUndecryptable as ``secrets_resolve`` does."""
+    @property
+    def server(self) -> str: ...
+
+
+def registry_logins_filter(*, project_id: int | None) -> Q:
+    """A project's registry logins. (``k8x_core.runs.launchread`` compiles this same
+    filter into its SQL.)"""
+    return Q(scope=Scope.PROJECT, project_id=project_id, kind=SecretKind.REGISTRY)
+
+
+def registry_logins_reveal(entries: Iterable[RegistryRow]) -> list[RegistryLogin]:
+    """Registry login entries decrypted, one per server (the first by key wins), by server.
+
+    Raises SecretUndecryptable as ``secrets_reveal`` does."""
     out: dict[str, RegistryLogin] = {}
-    rows = Secret.objects.filter(scope=Scope.PROJECT, project_id=project_id, kind=SecretKind.REGISTRY)
-    for entry in rows.order_by("key"):
+    for entry in sorted(entries, key=lambda e: e.key):
         try:
-            data = json.loads(entry.reveal())
+            data = json.loads(secret_decrypt(ciphertext=entry.ciphertext))
         except SecretDecryptionError:
             raise SecretUndecryptable(key=entry.key, scope=str(entry.scope)) from None
         out.setdefault(entry.server, RegistryLogin(entry.server, str(data["username"]), str(data["password"])))
     return [out[k] for k in sorted(out)]
+
+
+def registry_logins_resolve(*, project_id: int) -> list[RegistryLogin]:
+    """The project's registry logins, decrypted (for its image pull secret only), by server.
+
+    Raises SecretUndecryptable as ``secrets_resolve`` does."""
+    return registry_logins_reveal(Secret.objects.filter(registry_logins_filter(project_id=project_id)))

@@ -19,9 +19,10 @@ Secrets reach the container only by reference: the service's merged secrets
 are kept in one Kubernetes Secret per service (``k8x-svc-<service>``), and the
 run token in the run's own Secret (``k8x-run-<hex>``; the watcher makes the Job
 its owner when it first sees the Job, so it is collected with it, and the
-launch itself costs two API writes: the Secret and the Job). A project's registry
-logins are its image pull secret ``k8x-registry`` (k8x_core.runs.registry), and its
-run defaults and placement go into every Job (k8x_core.runs.defaults).
+launch itself costs two API writes: the Secret and the Job, see
+``_create_job``). A project's registry logins are its image pull secret
+``k8x-registry`` (k8x_core.runs.registry), and its run defaults and placement
+go into every Job (k8x_core.runs.defaults).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import signal
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 from django.conf import settings
@@ -47,7 +50,7 @@ from k8x_core.events.tokens import run_token_issue
 from k8x_core.metrics import LAUNCH_LATENCY
 from k8x_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import jobspec, validation
-from k8x_core.runs.configs import SecretUndecryptable, registry_logins_resolve, secrets_resolve, secrets_reveal
+from k8x_core.runs.configs import SecretUndecryptable, registry_logins_reveal, secrets_resolve, secrets_reveal
 from k8x_core.runs.defaults import project_run_defaults
 from k8x_core.runs.launchread import LaunchRun, LaunchService, launch_run_read, launch_scope_read
 from k8x_core.runs.live import live_publish_status
@@ -191,39 +194,90 @@ def _fail(run: LaunchRun, *, reason: str, message: str) -> None:
     _end(run, to=RunStatus.FAILED, reason=reason, message=message)
 
 
+# Threads that create run Secrets while the launching thread creates the Job
+# (one per launch thread: a chunk's launches each have one Secret in flight).
+# Created on first use, per process (a fork must not inherit them).
+_secret_pool: ThreadPoolExecutor | None = None
+_secret_pool_pid = 0
+_secret_pool_lock = threading.Lock()
+
+
+def _secret_pool_get() -> ThreadPoolExecutor:
+    global _secret_pool, _secret_pool_pid
+    with _secret_pool_lock:
+        if _secret_pool is None or _secret_pool_pid != os.getpid():
+            _secret_pool = ThreadPoolExecutor(
+                max_workers=max(1, int(settings.K8X_LAUNCH_THREADS)), thread_name_prefix="k8x-run-secret"
+            )
+            _secret_pool_pid = os.getpid()
+        return _secret_pool
+
+
+def _run_secret_create(namespace: str, run_id: uuid.UUID, data: dict[str, str], labels: dict[str, str]) -> bool:
+    """Create the run's Secret; False when it was there already (a repeated launch:
+    same name, same token claims)."""
+    try:
+        kube.secret_create(namespace=namespace, name=jobspec.run_secret_name(run_id), string_data=data, labels=labels)
+    except kube.KubeConflict:
+        return False
+    return True
+
+
 def _create_job(run: LaunchRun, build: jobspec.JobBuild, namespace: str) -> tuple[LaunchResult, dict[str, Any] | None]:
-    """Create the run Secret and the Job (or adopt an existing Job)."""
+    """Create the run Secret and the Job (or adopt an existing Job).
+
+    The Secret goes first, so the kubelet never meets a pod whose Secret is not
+    there yet. With K8X_LAUNCH_SECRET_WITH_JOB the two API writes go out together
+    instead: the pod comes only after the Job controller created it and the
+    scheduler placed it, while the Secret lands in a few ms, so a launch costs
+    one API round trip instead of two; but on a loaded node the kubelet
+    sometimes cannot read the new Secret yet ("failed to sync secret cache") and
+    backs off ~10 s before it starts the container. Returns only once both
+    answered. A worker that dies in between may leave a Job without its Secret
+    (or the reverse): the run is still ``queued``, and its next launch (the
+    reconciler, or the watcher as soon as the pod waits for the Secret) adopts
+    the Job and creates the Secret, a 409 on either being expected."""
     name = run_job_name(run.pk)
     labels = {
         jobspec.LABEL_PROJECT: run.service.project.slug,
         jobspec.LABEL_SERVICE: run.service.name,
         jobspec.LABEL_RUN_ID: str(run.pk),
     }
-    secret_new = True
-    try:
-        kube.secret_create(
-            namespace=namespace, name=jobspec.run_secret_name(run.pk), string_data=build.run_secret_data, labels=labels
-        )
-    except kube.KubeConflict:
-        # A repeated launch: the run Secret (same token claims) is there already.
-        secret_new = False
+    secret: Future[bool] = Future()
+    if settings.K8X_LAUNCH_SECRET_WITH_JOB:
+        secret = _secret_pool_get().submit(_run_secret_create, namespace, run.pk, build.run_secret_data, labels)
+    else:
+        secret.set_result(_run_secret_create(namespace, run.pk, build.run_secret_data, labels))
+    job: dict[str, Any] | None = None
+    invalid: kube.KubeInvalid | None = None
     try:
         job = kube.job_create(namespace=namespace, job=build.job)
-        result = LaunchResult.STARTED
         LAUNCH_LATENCY.observe((timezone.now() - run.created_at).total_seconds())
     except kube.KubeConflict:
-        job = kube.job_get(namespace=namespace, name=name)
-        owner = ((job.get("metadata") or {}).get("labels") or {}).get(jobspec.LABEL_RUN_ID)
-        if owner != str(run.pk):
-            _fail(run, reason="JobNameTaken", message=f"a Job named {name} exists that is not this run's")
-            return LaunchResult.FAILED, None
-        result = LaunchResult.ADOPTED
+        pass
     except kube.KubeInvalid as exc:
+        invalid = exc
+    except BaseException:
+        # The Secret's outcome is not needed (the run stays queued and is launched
+        # again), but its write must not outlive this launch.
+        futures_wait([secret])
+        raise
+    # Raises if the Secret could not be written (the API away past the retry
+    # deadline): the run stays queued and its next launch writes it.
+    secret_new = secret.result()
+    if invalid is not None:
         if secret_new:
             kube.secret_delete(namespace=namespace, name=jobspec.run_secret_name(run.pk))
-        _fail(run, reason=exc.reason or "InvalidJob", message=exc.message)
+        _fail(run, reason=invalid.reason or "InvalidJob", message=invalid.message)
         return LaunchResult.FAILED, None
-    return result, job
+    if job is not None:
+        return LaunchResult.STARTED, job
+    job = kube.job_get(namespace=namespace, name=name)
+    owner = ((job.get("metadata") or {}).get("labels") or {}).get(jobspec.LABEL_RUN_ID)
+    if owner != str(run.pk):
+        _fail(run, reason="JobNameTaken", message=f"a Job named {name} exists that is not this run's")
+        return LaunchResult.FAILED, None
+    return LaunchResult.ADOPTED, job
 
 
 # Services whose pods Pod Security admission accepted, by namespace, level and
@@ -305,12 +359,12 @@ def run_launch(*, run_id: uuid.UUID | str) -> LaunchResult:
         _fail(run, reason="PolicyViolation", message="; ".join(str(p) for p in problems))
         return LaunchResult.FAILED
 
-    # One query for configs and secrets serves the Job's environment, its
-    # references and the sync.
-    configs, secret_entries = launch_scope_read(project_id=project.id, service_id=service.id)
+    # One query for configs, secrets and registry logins serves the Job's
+    # environment, its references and the syncs.
+    configs, secret_entries, registry_entries = launch_scope_read(project_id=project.id, service_id=service.id)
     try:
         secret_values = secrets_reveal(secret_entries)
-        logins = registry_logins_resolve(project_id=project.pk)
+        logins = registry_logins_reveal(registry_entries)
     except SecretUndecryptable as exc:
         # Final, not retried: no launch attempt can decrypt it (the queue moves on).
         _fail(run, reason="SecretUndecryptable", message=str(exc))

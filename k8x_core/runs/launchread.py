@@ -8,9 +8,11 @@ each field's own database converters) and the rows come back as small typed
 records:
 
 1. the run joined with its service and project, and its event if any;
-2. the configs and secrets in the service's scope (``UNION ALL``); the filter is
-   ``configs.scoped_filter`` compiled by the ORM, and the merge is
-   ``configs.scoped_merge`` — the scope rule is written once, there.
+2. the configs and secrets in the service's scope and the project's registry
+   logins (``UNION ALL``); the filters are ``configs.scoped_filter``,
+   ``configs.secret_variables_filter`` and ``configs.registry_logins_filter``
+   compiled by the ORM, and the merge is ``configs.scoped_merge`` — the scope
+   rule is written once, there.
 
 ``tests/k8x_core/runs/test_launchread.py`` compares both with the ORM's answer
 on the same rows.
@@ -23,13 +25,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
-from django.db.models import Field, Model
+from django.db.models import Field, Model, Q
 
 from k8x_core.models import Config, Event, Project, Run, Secret, Service
-from k8x_core.runs.configs import scoped_filter, scoped_merge, secret_variables_filter
+from k8x_core.runs.configs import registry_logins_filter, scoped_filter, scoped_merge, secret_variables_filter
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,22 @@ class ScopedValue:
     key: str
     value: str
     ciphertext: str
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRegistryLogin:
+    """One registry login entry of the project (still encrypted: ``configs.registry_logins_reveal``)."""
+
+    scope: str
+    key: str
+    server: str
+    ciphertext: str
+
+
+class LaunchScope(NamedTuple):
+    configs: dict[str, str]  # effective configs, key -> value
+    secrets: dict[str, ScopedValue]  # effective secret entries, key -> entry (encrypted)
+    registry: list[LaunchRegistryLogin]  # the project's registry login entries (encrypted)
 
 
 # Field names read per model, in the records' order (``project``/``service``/``event``
@@ -252,11 +270,9 @@ class _ScopeQuery:
     service_at: list[int]
 
 
-def _where(model: type[Model]) -> tuple[str, list[Any]]:
-    """``configs.scoped_filter`` (for secrets ``configs.secret_variables_filter``) as the ORM
-    compiles it for ``model``, with the marks as ids."""
-    rule = secret_variables_filter if model is Secret else scoped_filter
-    query = model._default_manager.filter(rule(project_id=_PROJECT_MARK, service_id=_SERVICE_MARK)).query
+def _where(q: Q, model: type[Model]) -> tuple[str, list[Any]]:
+    """The filter ``q`` as the ORM compiles it for ``model``, with the marks as ids."""
+    query = model._default_manager.filter(q).query
     compiler = query.get_compiler(connection=connection)
     sql, params = query.where.as_sql(compiler, connection)
     return sql, list(params)
@@ -267,23 +283,31 @@ def _scope_query() -> _ScopeQuery:
     qn = connection.ops.quote_name
     parts = []
     params: list[Any] = []
-    for model, kind, value, ciphertext in ((Config, "'c'", qn("value"), "''"), (Secret, "'s'", "''", qn("ciphertext"))):
+    scoped = scoped_filter(project_id=_PROJECT_MARK, service_id=_SERVICE_MARK)
+    variables = secret_variables_filter(project_id=_PROJECT_MARK, service_id=_SERVICE_MARK)
+    logins = registry_logins_filter(project_id=_PROJECT_MARK)
+    for model, q, kind, value, ciphertext in (
+        (Config, scoped, "'c'", qn("value"), "''"),
+        (Secret, variables, "'s'", "''", qn("ciphertext")),
+        (Secret, logins, "'r'", _column(Secret, "server"), qn("ciphertext")),
+    ):
         table = qn(model._meta.db_table)
-        where, where_params = _where(model)
+        where, where_params = _where(q, model)
         # Identifiers from the models' metadata, quoted; the ids are parameters.
         columns = f"{kind}, {table}.{_column(model, 'scope')}, {table}.{_column(model, 'key')}, {value}, {ciphertext}"
         parts.append(f"SELECT {columns} FROM {table} WHERE {where}")  # noqa: S608
         params += where_params
     project_at = [i for i, v in enumerate(params) if v == _PROJECT_MARK]
     service_at = [i for i, v in enumerate(params) if v == _SERVICE_MARK]
-    if len(project_at) != 2 or len(service_at) != 2:
+    if len(project_at) != 3 or len(service_at) != 2:
         raise RuntimeError(f"unexpected compiled scope filter: {params!r}")
     return _ScopeQuery(" UNION ALL ".join(parts), params, project_at, service_at)
 
 
-def launch_scope_read(*, project_id: int, service_id: int) -> tuple[dict[str, str], dict[str, ScopedValue]]:
-    """The service's effective configs (key -> value) and its effective secret
-    entries (key -> entry, still encrypted: ``configs.secrets_reveal`` decrypts), in one query."""
+def launch_scope_read(*, project_id: int, service_id: int) -> LaunchScope:
+    """The service's effective configs (key -> value), its effective secret entries
+    (key -> entry, still encrypted: ``configs.secrets_reveal`` decrypts) and the
+    project's registry login entries (``configs.registry_logins_reveal``), in one query."""
     query = _scope_query()
     params = list(query.params)
     for i in query.project_at:
@@ -295,5 +319,8 @@ def launch_scope_read(*, project_id: int, service_id: int) -> tuple[dict[str, st
         rows = cursor.fetchall()
     configs = [ScopedValue(scope, key, value, "") for kind, scope, key, value, _ in rows if kind == "c"]
     secrets = [ScopedValue(scope, key, "", ciphertext) for kind, scope, key, _, ciphertext in rows if kind == "s"]
+    registry = [LaunchRegistryLogin(scope, key, server, text) for kind, scope, key, server, text in rows if kind == "r"]
     merged_configs = scoped_merge(configs)
-    return {key: merged_configs[key].value for key in sorted(merged_configs)}, scoped_merge(secrets)
+    return LaunchScope(
+        {key: merged_configs[key].value for key in sorted(merged_configs)}, scoped_merge(secrets), registry
+    )

@@ -20,7 +20,12 @@ and its pods' container states:
   ``ErrImageNeverPull``, or in ``CreateContainerConfigError`` or
   ``CreateContainerError`` for K8X_CREATE_CONTAINER_GRACE_SECONDS after its pod
   was created (they can be transient) → failed with that reason, and the Job
-  is deleted (Kubernetes would keep retrying until the deadline);
+  is deleted (Kubernetes would keep retrying until the deadline); while the
+  run is still ``queued`` (its launcher has not confirmed the Job: it died, or
+  is slow) such a wait is also the sign of a run Secret that may never come
+  (the launcher writes the Secret and the Job at the same time), so the run is
+  enqueued for launch once more: that launch adopts the Job and writes the
+  Secret (k8x_core.runs.launch);
 - a running container → running (``started_at`` = the first container start);
 - a Job that disappears while its run is not over → failed, ``JobVanished``.
 
@@ -65,6 +70,7 @@ from k8x_core.runs.logs import (
     run_log_size,
     run_log_store,
 )
+from k8x_core.runs.queue import run_enqueue_now
 from k8x_core.runs.transitions import run_transition
 from k8x_core.watch.observe import Observation, container_statuses, run_observe
 
@@ -234,6 +240,7 @@ class Watcher:
         self._finished: set[str] = set()
         self._owned: set[str] = set()
         self._announced: set[str] = set()
+        self._relaunched: set[str] = set()
         self._last_vanished_check = 0.0
         self._last_resync = time.monotonic()
         self._retry: set[str] = set()
@@ -422,6 +429,8 @@ class Watcher:
             return
         self._own_run_secret(run, job)
         obs = run_observe(job, pods)
+        if obs.recheck and run.status == RunStatus.QUEUED:
+            self._relaunch(run)
         if (
             run.status in (RunStatus.QUEUED, RunStatus.STARTING)
             and obs.status == RunStatus.STARTING
@@ -434,6 +443,23 @@ class Watcher:
             self._retry.add(run_id)
         if self.follow_logs and not obs.is_terminal:
             self._follow(run, pods)
+
+    def _relaunch(self, run: Run) -> None:
+        """Enqueue the launch of a ``queued`` run whose pod waits on its configuration
+        (once per run): a launcher that died between its two writes leaves a Job
+        without the run Secret, and the reconciler would come only after the grace
+        period has failed the run. The launch is idempotent (409 -> adopt)."""
+        run_id = str(run.pk)
+        if run_id in self._relaunched:
+            return
+        try:
+            run_enqueue_now(run_id=run.pk)
+        except Exception:
+            # Redis away: the reconciler enqueues it later; try again on the next sync.
+            log.warning("run %s: could not enqueue its launch again", run.pk, exc_info=True)
+            return
+        self._relaunched.add(run_id)
+        log.info("run %s: queued with a Job whose pod waits on its configuration; launching it again", run.pk)
 
     def _own_run_secret(self, run: Run, job: dict[str, Any]) -> None:
         """Make the Job own its run Secret (done here, off the launch path), so the
@@ -523,6 +549,7 @@ class Watcher:
     def _finish_local(self, run_id: str, *, deleted: bool) -> None:
         self._finished.add(run_id)
         self._announced.discard(run_id)
+        self._relaunched.discard(run_id)
         with self._followers_lock:
             for key in self._followers_by_run.pop(run_id, set()):
                 self._followers.pop(key, None)

@@ -21,8 +21,11 @@ from kubernetes.client.rest import ApiException
 from k8x_core import kube
 from k8x_core.models import STATUS_RANK, Run, RunStatus, Service, TriggerKind, run_job_name
 from k8x_core.runs import jobspec, launch
+from k8x_core.runs.defaults import project_run_defaults
+from k8x_core.runs.launchread import launch_run_read
 from k8x_core.runs.live import run_group
 from k8x_core.runs.logs import run_log_text
+from k8x_core.runs.namespaces import project_namespace_ensure
 from k8x_core.runs.queue import run_enqueue_now
 from k8x_core.watch.watcher import Watcher
 from tests.cluster_fixtures import admin_secret_read
@@ -364,6 +367,63 @@ def test_watcher_completes_a_queued_run_whose_job_exists(
     assert done.status == RunStatus.SUCCEEDED
     assert "orphan done" in run_log_text(done.pk)
     assert done.job_name == run_job_name(run.pk)
+
+
+def test_secret_sent_with_the_job_reaches_the_container(
+    make_service: Callable[..., Service], watcher: Watcher, settings: Any, kube_api: Any
+) -> None:
+    """K8X_LAUNCH_SECRET_WITH_JOB: the run Secret and the Job go out together; the
+    token still reaches the container only through the Secret."""
+    settings.K8X_LAUNCH_SECRET_WITH_JOB = True
+    service = make_service("together", command=["sh", "-c", 'echo "token=${#K8X_RUN_TOKEN}"'])
+    run = _launch_and_wait(service)
+    assert run.status == RunStatus.SUCCEEDED, (run.reason, run.message)
+    ns = service.project.namespace
+    token = admin_secret_read(kube_api, ns, jobspec.run_secret_name(run.pk))["data"]["K8X_RUN_TOKEN"]
+    import base64
+
+    plain = base64.b64decode(token).decode()
+    assert f"token={len(plain)}" in run_log_text(run.pk)
+    assert plain not in json.dumps(kube.job_get(namespace=ns, name=run_job_name(run.pk)))
+
+
+def test_a_queued_runs_job_without_its_secret_is_launched_again_and_completes(
+    make_service: Callable[..., Service], watcher: Watcher, start_worker: Callable[..., Any], settings: Any
+) -> None:
+    """The launcher writes the run Secret and the Job at the same time: a worker that
+    died in between can leave the Job without its Secret. The pod then waits on its
+    configuration; the watcher enqueues the launch again, which adopts the Job and
+    writes the Secret, and the kubelet starts the container on its next try."""
+    # The kubelet's retry of a pod waiting on a Secret backs off by itself (~10 s
+    # and more on a loaded node): room for it before the grace would fail the run.
+    settings.K8X_CREATE_CONTAINER_GRACE_SECONDS = 120
+    service = make_service("nosecret", command=["sh", "-c", 'test -n "$K8X_RUN_TOKEN" && echo token here'])
+    (run,) = send_event("com.test.nosecret")
+    ns = service.project.namespace
+    read = launch_run_read(run_id=run.pk)
+    assert read is not None
+    build = jobspec.job_build(
+        run=read,
+        service=read.service,
+        project_slug=service.project.slug,
+        namespace=ns,
+        event=read.event,
+        configs={},
+        secret_keys=[],
+        events_url="http://10.244.0.1:8000/api/events",
+        run_token="unused",  # never written: the Secret is what is missing
+        ttl_seconds_after_finished=600,
+        defaults=project_run_defaults(project=read.service.project),
+    )
+    project_namespace_ensure(project=service.project)
+    job = kube.job_create(namespace=ns, job=build.job)  # the Job only, as a worker killed in between leaves it
+
+    start_worker()
+    done = wait_run(run.pk, timeout=150)
+    assert done.status == RunStatus.SUCCEEDED, (done.reason, done.message)
+    assert "token here" in run_log_text(done.pk)
+    jobs, _ = kube.job_list(namespace=ns, label_selector=f"k8x.io/run-id={run.pk}")
+    assert [j["metadata"]["uid"] for j in jobs] == [job["metadata"]["uid"]]
 
 
 async def _receive(layer: Any, channel: str) -> dict[str, Any]:

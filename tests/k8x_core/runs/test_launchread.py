@@ -11,6 +11,9 @@ from k8x_core.models import Event, EventOutcome, Project, Run, Service, TriggerK
 from k8x_core.runs.configs import (
     config_set,
     configs_resolve,
+    registry_login_set,
+    registry_logins_resolve,
+    registry_logins_reveal,
     secret_keys_resolve,
     secret_set,
     secrets_resolve,
@@ -144,11 +147,25 @@ def test_scope_read_matches_configs_and_secrets_resolve(service: Service) -> Non
     secret_set(key="DB", value="pw", project=service.project)
     secret_set(key="FAR_SECRET", value="x", service=elsewhere)
 
+    # Registry logins: the project's pull secret, never variables; one per server.
+    registry_login_set(key="B", server="b.example.com", username="ub", password="pb", project=service.project)
+    registry_login_set(key="A", server="b.example.com", username="ua", password="pa", project=service.project)
+    registry_login_set(key="C", server="c.example.com:5000", username="uc", password="pc", project=service.project)
+    registry_login_set(key="FAR", server="far.example.com", username="uf", password="pf", project=elsewhere.project)
+
     for svc in (service, other, elsewhere):
-        configs, secrets = launch_scope_read(project_id=svc.project_id, service_id=svc.pk)
+        configs, secrets, registry = launch_scope_read(project_id=svc.project_id, service_id=svc.pk)
         assert configs == configs_resolve(service=svc)
         assert sorted(secrets) == secret_keys_resolve(service=svc)
         assert secrets_reveal(secrets) == secrets_resolve(service=svc)
-    configs, secrets = launch_scope_read(project_id=service.project_id, service_id=service.pk)
+        assert registry_logins_reveal(registry) == registry_logins_resolve(project_id=svc.project_id)
+    configs, secrets, registry = launch_scope_read(project_id=service.project_id, service_id=service.pk)
     assert configs == {"LEVEL": "service", "REGION": "eu"}
     assert secrets_reveal(secrets) == {"DB": "pw", "TOKEN": "service"}
+    assert [(x.server, x.username, x.password) for x in registry_logins_reveal(registry)] == [
+        ("b.example.com", "ua", "pa"),
+        ("c.example.com:5000", "uc", "pc"),
+    ]
+    assert registry_logins_reveal(launch_scope_read(project_id=other.project_id, service_id=other.pk).registry) == (
+        registry_logins_reveal(registry)
+    )

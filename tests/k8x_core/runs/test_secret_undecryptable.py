@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 
 from k8x_core import kube
 from k8x_core.models import Project, Run, RunStatus, Service, TriggerKind
-from k8x_core.runs.configs import secret_set
+from k8x_core.runs.configs import registry_login_set, secret_set
 from k8x_core.runs.launch import LaunchResult, run_launch
 from tests.k8x_core.hub.conftest import queued_run_ids
 
@@ -54,3 +54,27 @@ def test_undecryptable_secret_fails_the_run_with_the_reason(
     assert second.status == RunStatus.QUEUED
     assert str(second.pk) in queued_run_ids(queue_name)
     assert run_launch(run_id=first.pk) == LaunchResult.SKIPPED  # final: a retry does nothing
+
+
+def test_undecryptable_registry_login_fails_the_run_with_the_reason(settings: Any, tmp_path: Any) -> None:
+    """Registry logins come with the launch's one scope read: one that no key
+    decrypts fails the run the same way, naming its key."""
+    lost = Fernet.generate_key().decode()
+    current = list(settings.K8X_SECRETS_KEY)
+    project = Project.objects.create(slug=f"u{uuid.uuid4().hex[:8]}")
+    service = Service.objects.create(project=project, name="svc", image="busybox")
+    settings.K8X_SECRETS_KEY = [lost]
+    registry_login_set(key="PULL", server="registry.example.com", username="u", password=PLAIN, project=project)
+    settings.K8X_SECRETS_KEY = current
+    settings.KUBECONFIG = str(tmp_path / "no-such-kubeconfig")
+    kube.api_client_reset()
+    try:
+        run = Run.objects.create(service=service, trigger_kind=TriggerKind.MANUAL, status=RunStatus.QUEUED)
+        assert run_launch(run_id=run.pk) == LaunchResult.FAILED
+    finally:
+        kube.api_client_reset()
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.reason == "SecretUndecryptable"
+    assert "'PULL'" in run.message
+    assert PLAIN not in run.message
