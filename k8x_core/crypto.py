@@ -7,10 +7,15 @@ decrypts, so a new key can be put first and old ciphertexts re-encrypted with
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
 
 
 class SecretDecryptionError(Exception):
@@ -19,6 +24,11 @@ class SecretDecryptionError(Exception):
 
 @lru_cache(maxsize=4)
 def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+    # Imported on first use: cryptography's bindings add ~8 MB to a process, and
+    # the processes that never touch a secret (hub, watcher, scheduler) import
+    # this module through the models and the system checks.
+    from cryptography.fernet import Fernet, MultiFernet
+
     return MultiFernet([Fernet(key.encode()) for key in keys])
 
 
@@ -31,6 +41,8 @@ def secret_encrypt(*, plaintext: str) -> str:
 
 
 def secret_decrypt(*, ciphertext: str) -> str:
+    from cryptography.fernet import InvalidToken  # loaded by fernet_current() anyway (see _fernet)
+
     try:
         return fernet_current().decrypt(ciphertext.encode()).decode()
     except InvalidToken as exc:
@@ -39,6 +51,8 @@ def secret_decrypt(*, ciphertext: str) -> str:
 
 def secret_rotate(*, ciphertext: str) -> str:
     """Re-encrypt under the first (current) key."""
+    from cryptography.fernet import InvalidToken  # loaded by fernet_current() anyway (see _fernet)
+
     try:
         return fernet_current().rotate(ciphertext.encode()).decode()
     except InvalidToken as exc:
@@ -46,8 +60,9 @@ def secret_rotate(*, ciphertext: str) -> str:
 
 
 def key_is_valid(key: str) -> bool:
+    """Fernet's own test of a key (32 bytes, URL-safe base64, as ``Fernet()``
+    decodes it), without loading cryptography for the system checks."""
     try:
-        Fernet(key.encode())
-    except (ValueError, TypeError):
+        return len(base64.urlsafe_b64decode(key.encode())) == 32
+    except (binascii.Error, ValueError, TypeError, AttributeError):
         return False
-    return True

@@ -47,6 +47,10 @@ from django.conf import settings
 from django.core.management import get_commands, load_command_class
 if sys.argv[1] != "-":
     load_command_class(get_commands()[sys.argv[1]], sys.argv[1])
+if sys.argv[2:] == ["checks"]:
+    # K8X's own system checks (K8X_SECRETS_KEY among them), as a command runs them first.
+    from django.core.checks import run_checks
+    run_checks(tags=["k8x"])
 print(json.dumps({
     "models": sorted(m._meta.label for m in apps.get_models(include_auto_created=True)),
     "modules": sorted(sys.modules),
@@ -60,10 +64,10 @@ def _procfile_commands() -> set[str]:
     return set(re.findall(r"manage\.py (\w+)", text))
 
 
-def _probe(command: str) -> dict[str, Any]:
+def _probe(command: str, *, checks: bool = False) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "K8X_WEB_APPS"}
     proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, command],
+        [sys.executable, "-c", _PROBE, command, *(["checks"] if checks else [])],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -99,6 +103,14 @@ def test_background_command_without_web_apps(command: str, web: dict[str, Any]) 
     assert sorted(m for m in WEB_ONLY_MODULES if m in loaded) == []
     # The same models: the same schema, the same cascades.
     assert probe["models"] == web["models"]
+
+
+def test_the_hub_loads_no_encryption() -> None:
+    """The hub never decrypts a secret: cryptography's bindings (~8 MB of RSS) stay
+    unloaded, the system checks' test of K8X_SECRETS_KEY included."""
+    loaded = set(_probe("k8x_hub", checks=True)["modules"])
+    assert "k8x_core.crypto" in loaded
+    assert sorted(m for m in loaded if m.startswith(("cryptography.fernet", "cryptography.hazmat"))) == []
 
 
 def test_asgi_refuses_without_web_apps() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import subprocess
@@ -14,7 +15,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.forms.models import model_to_dict
 
-from k8x_core.crypto import SecretDecryptionError, secret_decrypt, secret_encrypt
+from k8x_core.crypto import SecretDecryptionError, key_is_valid, secret_decrypt, secret_encrypt
 from k8x_core.models import Project, Secret, Service, Webhook
 from k8x_core.runs.configs import secret_set
 
@@ -122,3 +123,26 @@ def test_secret_command_names_what_is_wrong(monkeypatch) -> None:
 def _database_url() -> str:
     db = connection.settings_dict
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        Fernet.generate_key().decode(),
+        Fernet.generate_key().decode().rstrip("="),  # padding missing
+        "too-short",
+        base64.urlsafe_b64encode(b"x" * 33).decode(),
+        base64.urlsafe_b64encode(b"x" * 31).decode(),
+        base64.b64encode(b"\xfb" * 32).decode(),  # standard alphabet: + and / are not URL-safe
+        "é" * 44,
+        "",
+    ],
+)
+def test_key_check_agrees_with_fernet(key: str) -> None:
+    """The system check's key test is Fernet's own, without loading cryptography."""
+    try:
+        Fernet(key.encode())
+        fernet_accepts = True
+    except (ValueError, TypeError):
+        fernet_accepts = False
+    assert key_is_valid(key) is fernet_accepts
