@@ -112,6 +112,27 @@ def _event_for(mix: int, i: int, source: str) -> tuple[str, dict[str, Any]]:
     return f"bench.noise.t{i % NOISE_TYPES}", {"n": i, "host": f"h{i % 13}", "items": [{"sku": "A1"}]}
 
 
+def bench_setup() -> tuple[Any, str, str]:
+    """(project, queue, tag) of a fresh run: what an interrupted earlier run left is
+    removed, a queue of its own, and the services and triggers the mixes match."""
+    # Imported here: Django is set up by django_ready(), after this module is imported.
+    from django.conf import settings
+
+    from k8x_core.models import Event, Project, Run, Service, Trigger, UnmatchedCount
+
+    clean_up(Event, Project, Run, UnmatchedCount)
+    tag = uuid.uuid4().hex[:10]
+    queue_name = f"k8x-bench-{tag}"
+    settings.K8X_QUEUE = queue_name
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_name: {"URL": settings.REDIS_URL}}
+    project = Project.objects.create(slug=f"bench-hub-{tag}")
+    orders = Service.objects.create(project=project, name="orders", image="busybox")
+    big = Service.objects.create(project=project, name="big-payments", image="busybox")
+    Trigger.objects.create(service=orders, event_type="com.acme.order.created")
+    Trigger.objects.create(service=big, event_type="com.acme.payment.*", cel_expression="event.data.amount >= 900")
+    return project, queue_name, tag
+
+
 def run_mix(*, mix: int, n: int, project: Any, queue_name: str, tag: str) -> MixResult:
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -290,19 +311,10 @@ def main() -> None:
     from django.conf import settings
     from rq import Queue
 
-    from k8x_core.models import Event, Project, Run, Service, Trigger, UnmatchedCount
+    from k8x_core.models import Event, Project, Run, UnmatchedCount
     from k8x_core.runs.queue import launch_queue
 
-    clean_up(Event, Project, Run, UnmatchedCount)  # what an interrupted earlier run left
-    tag = uuid.uuid4().hex[:10]
-    queue_name = f"k8x-bench-{tag}"
-    settings.K8X_QUEUE = queue_name
-    settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_name: {"URL": settings.REDIS_URL}}
-    project = Project.objects.create(slug=f"bench-hub-{tag}")
-    orders = Service.objects.create(project=project, name="orders", image="busybox")
-    big = Service.objects.create(project=project, name="big-payments", image="busybox")
-    Trigger.objects.create(service=orders, event_type="com.acme.order.created")
-    Trigger.objects.create(service=big, event_type="com.acme.payment.*", cel_expression="event.data.amount >= 900")
+    project, queue_name, tag = bench_setup()
     results: list[MixResult] = []
     try:
         for mix in mixes:

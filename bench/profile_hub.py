@@ -16,10 +16,9 @@ import cProfile
 import pstats
 import sys
 import time
-import uuid
 
 from _common import django_ready
-from bench_hub import _event_for, clean_up
+from bench_hub import _event_for, bench_setup, clean_up
 
 
 def main() -> None:
@@ -34,20 +33,11 @@ def main() -> None:
     from k8x_core.hub.loop import hub_process_batch
     from k8x_core.hub.matching import trigger_index_load
     from k8x_core.kafka.consumer import HubMessage
-    from k8x_core.models import Event, Project, Run, Service, Trigger, UnmatchedCount
+    from k8x_core.models import Event, Project, Run, UnmatchedCount
     from k8x_core.process.collector import gc_freeze_after_setup
     from k8x_core.runs.queue import launch_queue
 
-    clean_up(Event, Project, Run, UnmatchedCount)
-    tag = uuid.uuid4().hex[:10]
-    queue_name = f"k8x-bench-{tag}"
-    settings.K8X_QUEUE = queue_name
-    settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_name: {"URL": settings.REDIS_URL}}
-    project = Project.objects.create(slug=f"bench-hub-{tag}")
-    orders = Service.objects.create(project=project, name="orders", image="busybox")
-    big = Service.objects.create(project=project, name="big-payments", image="busybox")
-    Trigger.objects.create(service=orders, event_type="com.acme.order.created")
-    Trigger.objects.create(service=big, event_type="com.acme.payment.*", cel_expression="event.data.amount >= 900")
+    _project, queue_name, tag = bench_setup()
     batch = int(settings.K8X_HUB_BATCH_SIZE)
     try:
         for mix in mixes:
